@@ -1,0 +1,16 @@
+.PHONY: setup demo test lint bench
+
+setup:            ## create .venv and install everything
+	scripts/setup.sh
+
+demo: setup       ## load the seed catalog, run a small campaign, serve the UI on http://127.0.0.1:8000 (Ctrl-C stops all)
+	.venv/bin/python scripts/quickstart.py
+
+test:             ## run the whole test suite (real PostgreSQL, real Redis, real Celery worker)
+	scripts/test.sh
+
+lint:
+	.venv/bin/ruff check .
+
+bench: setup      ## run every benchmark; results in benchmarks/results/
+	.venv/bin/python benchmarks/run_all.py

@@ -1,0 +1,80 @@
+"""Descriptors of a crystal that the catalog indexes and searches by (pure: no Django)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from pymatgen.core import Composition, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYMPREC = 0.1  # Å; spglib's tolerance as used by the Materials Project
+
+
+@dataclass(frozen=True)
+class StructureDescription:
+    formula_reduced: str
+    formula_anonymous: str
+    elements: tuple[str, ...]
+    chemsys: str
+    nsites: int
+    volume: float  # Å³
+    density: float  # g/cm³
+    spacegroup_number: int | None
+    spacegroup_symbol: str
+    crystal_system: str
+    symprec: float
+    fingerprint: str
+
+
+def chemsys_of(composition: Composition | str) -> str:
+    """'Fe-Li-O' style chemical system: sorted element symbols joined by '-'."""
+    comp = Composition(composition) if isinstance(composition, str) else composition
+    return "-".join(sorted(el.symbol for el in comp.elements))
+
+
+def parse_chemsys(chemsys: str) -> tuple[str, ...]:
+    return tuple(sorted(part for part in chemsys.split("-") if part))
+
+
+def volume_bucket(structure: Structure) -> int:
+    """Coarse volume per atom (2 Å³ bins): a cheap pre-filter before StructureMatcher."""
+    return int(structure.volume / len(structure) // 2)
+
+
+def fingerprint_of(formula_reduced: str, structure: Structure) -> str:
+    """Dedup bucket: same reduced formula and similar volume per atom. StructureMatcher makes the final call."""
+    key = f"{formula_reduced}|{volume_bucket(structure)}"
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def describe(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> StructureDescription:
+    comp = structure.composition
+    formula_reduced = comp.reduced_formula
+    spg_number: int | None = None
+    spg_symbol = ""
+    crystal_system = ""
+    try:
+        analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+        spg_number = analyzer.get_space_group_number()
+        spg_symbol = analyzer.get_space_group_symbol()
+        crystal_system = analyzer.get_crystal_system()
+    except Exception as exc:  # noqa: BLE001 - spglib fails on degenerate cells; the material is still worth keeping
+        logger.warning("symmetry analysis failed for %s: %s", formula_reduced, exc)
+    return StructureDescription(
+        formula_reduced=formula_reduced,
+        formula_anonymous=comp.anonymized_formula,
+        elements=tuple(sorted(el.symbol for el in comp.elements)),
+        chemsys=chemsys_of(comp),
+        nsites=len(structure),
+        volume=float(structure.volume),
+        density=float(structure.density),
+        spacegroup_number=spg_number,
+        spacegroup_symbol=spg_symbol,
+        crystal_system=crystal_system,
+        symprec=symprec,
+        fingerprint=fingerprint_of(formula_reduced, structure),
+    )

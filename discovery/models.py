@@ -1,0 +1,161 @@
+"""Discovery data: campaigns and their rounds, candidates, model versions and DFT jobs (GNoME's loop as rows)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from catalog.models import EnergyRecord, Material, Scheme
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    name = models.CharField(max_length=120, unique=True)
+    elements = ArrayField(models.CharField(max_length=3), help_text="allowed elements")
+    max_elements = models.PositiveSmallIntegerField(default=3, help_text="most elements in one compound")
+    pipelines = ArrayField(models.CharField(max_length=16), default=list, help_text="structural, compositional")
+    config = models.JSONField(default=dict, blank=True, help_text="budget, screening and DFT settings")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    launched_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """A trained screening ensemble: what it was trained on, how well it did, where its weights are."""
+
+    name = models.CharField(max_length=120)
+    scheme = models.ForeignKey(Scheme, on_delete=models.PROTECT, related_name="model_versions")
+    target = models.CharField(max_length=40, help_text="formation_energy_per_atom or stability_value")
+    architecture = models.CharField(max_length=40, default="M3GNet")
+    ensemble_size = models.PositiveSmallIntegerField(default=1)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    data_count = models.PositiveIntegerField(default=0)
+    data_hash = models.CharField(max_length=64, blank=True)
+    validation_mae = models.FloatField(null=True, blank=True, help_text="eV/atom")
+    test_mae = models.FloatField(null=True, blank=True, help_text="eV/atom")
+    weights = models.JSONField(default=list, blank=True, help_text="[{path, sha256}] one per ensemble member")
+    metrics = models.JSONField(default=dict, blank=True)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="models")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scheme_id})"
+
+
+class CampaignRound(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rounds")
+    index = models.PositiveIntegerField()
+    stage = models.CharField(max_length=24, default="pending", help_text="generate, screen, verify, fold, retrain, done")
+    n_generated = models.PositiveIntegerField(default=0)
+    n_deduplicated = models.PositiveIntegerField(default=0)
+    n_screened = models.PositiveIntegerField(default=0)
+    n_selected = models.PositiveIntegerField(default=0)
+    n_dft_done = models.PositiveIntegerField(default=0)
+    n_dft_failed = models.PositiveIntegerField(default=0)
+    n_new_stable = models.PositiveIntegerField(default=0)
+    n_new_on_hull = models.PositiveIntegerField(default=0)
+    hit_rate = models.FloatField(null=True, blank=True, help_text="DFT-verified stable / DFT completed")
+    model_mae = models.FloatField(null=True, blank=True, help_text="eV/atom on this round's DFT results")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["campaign", "index"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "index"], name="unique_round_index")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} round {self.index}"
+
+
+class Candidate(models.Model):
+    """A generated crystal waiting for screening and, if chosen, DFT."""
+
+    class Status(models.TextChoices):
+        GENERATED = "generated"
+        SCREENED = "screened"
+        SELECTED = "selected"
+        VERIFIED = "verified"
+        FAILED = "failed"
+        REJECTED = "rejected"
+
+    round = models.ForeignKey(CampaignRound, null=True, blank=True, on_delete=models.CASCADE, related_name="candidates")
+    structure = models.JSONField()
+    formula_reduced = models.CharField(max_length=120, db_index=True)
+    chemsys = models.CharField(max_length=120, db_index=True)
+    pipeline = models.CharField(max_length=16, help_text="structural or compositional")
+    recipe = models.JSONField(default=dict, blank=True, help_text="parent + substitution, or composition + space group")
+    parent = models.ForeignKey(Material, null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    predicted_mean = models.FloatField(null=True, blank=True, help_text="eV/atom")
+    predicted_std = models.FloatField(null=True, blank=True, help_text="eV/atom")
+    predicted_e_above_hull = models.FloatField(null=True, blank=True, help_text="eV/atom")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATED, db_index=True)
+    material = models.ForeignKey(Material, null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "fingerprint"], name="unique_candidate_per_round")]
+
+    def __str__(self) -> str:
+        return f"candidate {self.pk} {self.formula_reduced}"
+
+
+class DFTJob(models.Model):
+    """One DFT calculation with an explicit state machine: queued → running → succeeded | failed | cancelled."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    candidate = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.CASCADE, related_name="dft_jobs")
+    material = models.ForeignKey(Material, null=True, blank=True, on_delete=models.SET_NULL, related_name="dft_jobs")
+    input_structure = models.JSONField()
+    backend = models.CharField(max_length=16, default="gpaw")
+    preset = models.CharField(max_length=16, default="fast")
+    scheme = models.ForeignKey(Scheme, null=True, blank=True, on_delete=models.PROTECT, related_name="dft_jobs")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker_host = models.CharField(max_length=120, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    wall_time_s = models.FloatField(null=True, blank=True)
+    settings = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="energies, relaxed structure, SCF info")
+    energy_record = models.ForeignKey(EnergyRecord, null=True, blank=True, on_delete=models.SET_NULL)
+    log_excerpt = models.TextField(blank=True)
+    error_class = models.CharField(max_length=120, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"DFTJob {self.pk} {self.backend}/{self.preset} {self.state}"

