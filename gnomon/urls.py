@@ -1,8 +1,9 @@
 """Top-level URL map: the UI at /, the REST API at /api/, OPTIMADE at /optimade/, the admin at /admin/."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("frontend.urls")),
 ]
