@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
+from pymatgen.core import Lattice, Structure
 
 from discovery.models import CampaignRound
+from tests.factories import make_material, perovskite
 from tests.frontend.conftest import build_campaign, build_catalog
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop in this thread
@@ -116,10 +118,27 @@ def test_search_sort_and_paginate(page, live_server, live_catalog):
     expect(result_rows(page).first).to_contain_text("gn-000008")
     page.get_by_label("Formula or chemical system").fill("ABO3")
     expect(result_rows(page)).to_have_count(2)
-    expect(page).to_have_url(re.compile(r"ordering=-e_above_hull"))  # the sort survives a filter change
+    expect(page).to_have_url(re.compile(r"q=ABO3.*ordering=-e_above_hull"))  # the sort survives a filter change
     page.get_by_label("Formula or chemical system").fill("")
-    page.get_by_label("Per page").select_option("25")
+    expect(result_rows(page)).to_have_count(8)
+    expect(result_rows(page).first).to_contain_text("gn-000008")
     shot(page, "materials-sorted")
+
+    base = perovskite("Ba", "Ti")
+    for i in range(20):
+        make_material(Structure(Lattice.cubic(3.9 + i * 0.01), base.species, base.frac_coords), e_above_hull=0.01 * i)
+    page.get_by_label("Stable only").check()
+    page.get_by_label("Stable only").uncheck()  # refreshes the list: 28 rows now
+    expect(result_rows(page)).to_have_count(25)
+    page.get_by_role("link", name="Next →").click()
+    expect(result_rows(page)).to_have_count(3)
+    expect(page).to_have_url(re.compile(r"page=2"))
+    expect(page).to_have_url(re.compile(r"ordering=-e_above_hull"))
+    page.get_by_label("Per page").select_option("50")  # a filter change goes back to page 1
+    expect(result_rows(page)).to_have_count(28)
+    expect(page).not_to_have_url(re.compile(r"page=2"))
+    page.go_back()
+    expect(result_rows(page)).to_have_count(3)
 
 
 def test_material_page_shows_viewer_and_phase_diagram(page, live_server, live_catalog):

@@ -52,7 +52,7 @@ def test_material_list_full_page_and_partial(client, catalog, django_assert_max_
     html = partial.content.decode()
     assert "<html" not in html and "ptable" not in html
     assert sorted(ids_in(html)) == ["gn-000002", "gn-000004"]
-    assert 'hx-swap-oob="true"' in html  # keeps the form's sort field in step with the table
+    assert 'data-ordering="-e_above_hull"' in html  # sort headers drive the filter form (all state in one request)
 
 
 def test_history_restore_gets_the_full_page(client, catalog):

@@ -80,7 +80,10 @@
       if (inc.length) text.push((only ? "Only " : "Contains ") + inc.join(", "));
       if (exc.length) text.push("excludes " + exc.join(", "));
       summary.textContent = text.length ? text.join("; ") : "No element filter.";
-      if (fire) form.dispatchEvent(new Event("change", { bubbles: true }));
+      if (fire) {
+        form.querySelector("#page-input").value = "";
+        form.dispatchEvent(new Event("change", { bubbles: true }));
+      }
     }
     function setState(b, state) {
       b.dataset.state = state;
@@ -128,6 +131,30 @@
     var clear = form.querySelector(".js-ptable-clear");
     if (clear) clear.addEventListener("click", function () { buttons.forEach(function (b) { setState(b, ""); }); sync(true); });
     sync(false);
+  }
+
+  /* ---------- catalog browser: sort headers and pager drive the filter form, so one request carries all state ---------- */
+  document.addEventListener("click", function (ev) {
+    var link = ev.target.closest("#results a[data-ordering], #results a[data-page]");
+    var form = document.getElementById("filters");
+    if (!link || !form || !window.htmx || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+    ev.preventDefault();
+    if (link.dataset.ordering) {
+      form.querySelector("#ordering-input").value = link.dataset.ordering;
+      form.querySelector("#page-input").value = "";
+    } else {
+      form.querySelector("#page-input").value = link.dataset.page;
+    }
+    window.htmx.trigger(form, "submit");
+  });
+  document.addEventListener("input", function (ev) { resetPage(ev.target); });
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id === "q") { ev.stopPropagation(); return; } /* typing already searched (input event) */
+    resetPage(ev.target);
+  }, true);
+  function resetPage(target) {
+    var form = target && target.closest && target.closest("#filters");
+    if (form && target.id !== "page-input") form.querySelector("#page-input").value = "";
   }
 
   /* ---------- leave empty filter fields out of the URL ---------- */
