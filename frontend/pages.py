@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 
 from catalog.formats import structure_to_format
 from catalog.models import ChemsysHull, EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
@@ -48,8 +48,17 @@ def stable_chart() -> dict | None:
 
 
 def latest_discoveries(limit: int = 10) -> list[Material]:
-    campaign_origin = MaterialOrigin.objects.filter(material=OuterRef("pk"), kind=MaterialOrigin.Kind.CAMPAIGN)
-    return list(Material.objects.filter(Exists(campaign_origin)).order_by("-created_at", "-id")[:limit])
+    """Newest campaign discoveries: read from the (few) campaign origins, not by scanning materials by date."""
+    origins = (
+        MaterialOrigin.objects.filter(kind=MaterialOrigin.Kind.CAMPAIGN)
+        .select_related("material")
+        .defer("material__structure")
+        .order_by("-created_at", "-id")[: limit * 2]
+    )
+    materials: dict[int, Material] = {}
+    for origin in origins:
+        materials.setdefault(origin.material_id, origin.material)
+    return list(materials.values())[:limit]
 
 
 # ---------------------------------------------------------------- catalog browser

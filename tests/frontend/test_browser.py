@@ -150,6 +150,10 @@ def test_material_page_shows_viewer_and_phase_diagram(page, live_server, live_ca
     expect(page.locator(".phase-diagram table")).to_contain_text("TiO")
     expect(page.get_by_text("dataset stability value")).to_be_visible()
     shot(page, "material-srtio3")
+    page.locator("#viewer").screenshot(path=str(SHOTS / "viewer.png"))
+    page.get_by_role("button", name="2×2×2 cell").click()
+    expect(page.get_by_role("button", name="2×2×2 cell")).to_have_attribute("aria-pressed", "true")
+    page.locator("#viewer").screenshot(path=str(SHOTS / "viewer-supercell.png"))
     assert not errors, errors
 
     page.goto(live_server.url + "/materials/gn-000008/")

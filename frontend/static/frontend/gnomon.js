@@ -28,6 +28,9 @@
     v.addUnitCell();
     if (supercell) v.replicateUnitCell(2, 2, 2);
     v.zoomTo();
+    v.rotate(-20, "x");
+    v.rotate(25, "y");
+    v.zoom(1.15);
     v.render();
   }
   function initViewers(root) {
