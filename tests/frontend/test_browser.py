@@ -184,3 +184,20 @@ def test_campaign_progress_updates_live(page, live_server, live_catalog):
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(live_server.url + "/materials/")
     shot(page, "materials-phone")
+
+
+def test_restrict_to_the_picked_elements(page, live_server, live_catalog):
+    page.goto(live_server.url + "/materials/")
+    page.get_by_role("button", name="Strontium (Sr)").click()
+    page.get_by_role("button", name="Oxygen (O)").click()
+    expect(result_rows(page)).to_have_count(3)  # SrO, SrTiO3 twice
+    page.get_by_label("Only the required elements (no others)").check()
+    expect(page).to_have_url(re.compile(r"only_elements=O%2CSr|only_elements=O,Sr"))
+    expect(result_rows(page)).to_have_count(2)  # Sr and SrO: nothing but Sr and O
+    expect(page.locator(".js-selection")).to_have_text("Only O, Sr")
+    page.reload()  # the URL alone restores the state
+    expect(page.get_by_label("Only the required elements (no others)")).to_be_checked()
+    expect(page.get_by_role("button", name="Strontium (Sr): required")).to_have_attribute("aria-pressed", "true")
+    expect(result_rows(page)).to_have_count(2)
+    page.get_by_role("button", name="Clear elements").click()
+    expect(result_rows(page)).to_have_count(8)
