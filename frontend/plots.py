@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncDate
 
 from catalog.models import HullEntry, Material, MaterialOrigin, Scheme
@@ -47,11 +47,18 @@ class PhaseDiagramData:
         return [e for e in self.entries if e.is_stable]
 
 
-def hull_entries_for(elements, scheme: Scheme) -> list[HullEntry]:
-    """Hull entries of the system and all its subsystems in one query (bounded by the system, not the catalog)."""
+MAX_PHASES = 2000  # a diagram with more points is unreadable and slow to build
+
+
+def hull_entries_for(elements, scheme: Scheme, max_e_above_hull: float = 0.1, include: str = "") -> list[HullEntry]:
+    """Hull entries of the system and all its subsystems within ``max_e_above_hull`` (entries further up do not change
+    the hull), plus the material ``include``; one query, bounded by the system and MAX_PHASES, not the catalog."""
+    near = Q(e_above_hull__lte=max_e_above_hull)
+    if include:
+        near |= Q(material__public_id=include)
     return list(
         HullEntry.objects.filter(
-            scheme=scheme, chemsys__in=sub_chemsystems(elements), formation_energy_per_atom__isnull=False
+            near, scheme=scheme, chemsys__in=sub_chemsystems(elements), formation_energy_per_atom__isnull=False
         )
         .select_related("energy_record", "material")
         .only(
@@ -66,11 +73,11 @@ def hull_entries_for(elements, scheme: Scheme) -> list[HullEntry]:
             "material__formula_reduced",
             "material__spacegroup_symbol",
         )
-        .order_by("e_above_hull", "id")
+        .order_by("e_above_hull", "id")[:MAX_PHASES]
     )
 
 
-def phase_diagram(elements, scheme: Scheme, show_unstable: float = 0.1) -> PhaseDiagramData:
+def phase_diagram(elements, scheme: Scheme, show_unstable: float = 0.1, highlight: str = "") -> PhaseDiagramData:
     """Phase diagram data for ``elements`` in ``scheme``; ``figure`` is None (with ``message``) when it cannot be drawn."""
     from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram
     from pymatgen.core import Composition
@@ -81,7 +88,7 @@ def phase_diagram(elements, scheme: Scheme, show_unstable: float = 0.1) -> Phase
     if not scheme.builds_hull:
         data.message = f"{scheme.name} is a dataset stability value, not a hull: no phase diagram."
         return data
-    data.entries = hull_entries_for(elements, scheme)
+    data.entries = hull_entries_for(elements, scheme, show_unstable, highlight)
     if not data.entries:
         data.message = f"No hull has been computed for {chemsys} in {scheme.name} yet."
         return data

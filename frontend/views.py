@@ -135,8 +135,9 @@ def _phase_diagram_context(request, elements: list[str]) -> dict:
         show_unstable = min(1.0, max(0.0, float(request.GET.get("show_unstable", "0.1"))))
     except ValueError:
         show_unstable = 0.1
-    data = phase_diagram(elements, scheme, show_unstable) if scheme is not None else None
-    shown = [e for e in data.entries if e.e_above_hull is not None and e.e_above_hull <= show_unstable] if data else []
+    highlight = request.GET.get("highlight", "")
+    data = phase_diagram(elements, scheme, show_unstable, highlight) if scheme is not None else None
+    shown = data.entries if data else []
     return {
         "chemsys": chemsys,
         "elements": elements,
@@ -145,7 +146,7 @@ def _phase_diagram_context(request, elements: list[str]) -> dict:
         "show_unstable": show_unstable,
         "pd": data,
         "shown_entries": shown,
-        "highlight": request.GET.get("highlight", ""),
+        "highlight": highlight,
     }
 
 

@@ -169,6 +169,13 @@ def test_phase_diagram_page(page, live_server, live_catalog):
     page.goto(live_server.url + "/phase-diagrams/O-Sr/")
     expect(page.locator("#pd-plot .main-svg").first).to_be_visible(timeout=20_000)
     shot(page, "phase-diagram-binary")
+    # a click on a point opens its material (the point's data as plotly hands it to plotly_click)
+    page.evaluate(
+        """() => { const el = document.getElementById('pd-plot');
+                   const i = el.data.findIndex(t => t.name === 'Stable');
+                   el.emit('plotly_click', {points: [{curveNumber: i, pointNumber: 0, hovertext: el.data[i].hovertext[0]}]}); }"""
+    )
+    expect(page).to_have_url(re.compile(r"/materials/gn-000003/$"))
 
 
 def test_campaign_progress_updates_live(page, live_server, live_catalog):

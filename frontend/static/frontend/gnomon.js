@@ -13,7 +13,15 @@
       }
       var fig = JSON.parse(data.textContent);
       el.setAttribute("data-rendered", "1");
-      window.Plotly.newPlot(el, fig.data, fig.layout || {}, { responsive: true, displaylogo: false });
+      window.Plotly.newPlot(el, fig.data, fig.layout || {}, { responsive: true, displaylogo: false }).then(function () {
+        /* phase diagrams: a point whose hover text names a material opens its page */
+        el.on("plotly_click", function (ev) {
+          var point = ev.points && ev.points[0];
+          var text = point && (point.hovertext || point.text || "");
+          var match = /gn-\d+/.exec(String(text));
+          if (match) window.location.href = "/materials/" + match[0] + "/";
+        });
+      });
     });
   }
 
