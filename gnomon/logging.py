@@ -116,7 +116,8 @@ def build_logging_config(log_format: str = "text", level: str = "INFO") -> dict[
             "django.server": {"handlers": [], "propagate": True},
             "celery": {"level": level.upper()},
             "gunicorn.error": {"handlers": [], "propagate": True},
-            "gunicorn.access": {"handlers": [], "propagate": True},
+            # One line per request comes from RequestIdMiddleware (with the request id); gunicorn's would repeat it.
+            "gunicorn.access": {"handlers": [], "propagate": False},
         },
     }
 

@@ -32,7 +32,11 @@ def test_healthz_names_an_unreachable_broker(client):
     assert body["status"] == "unavailable"
     assert body["failing"] == ["broker"]
     assert body["checks"]["database"]["ok"] is True
-    assert body["checks"]["broker"] == {"ok": False, "error": "OperationalError", "duration_ms": pytest.approx(0, abs=5000)}
+    assert body["checks"]["broker"] == {
+        "ok": False,
+        "error": "OperationalError",
+        "duration_ms": pytest.approx(0, abs=5000),
+    }
 
 
 def test_healthz_names_an_unreachable_database():

@@ -136,3 +136,13 @@ def test_dft_only_worker_never_receives_screening_tasks(dft_only_worker):
     assert probe_lines[0]["request_id"] == "req-deploy-test"
     assert probe_lines[0]["task_name"] == DFT_PROBE
     assert screening.id not in log_path.read_text()
+
+
+def test_worker_healthcheck_pings_its_own_node(dft_only_worker):
+    """What compose's worker health check runs: healthy for this node, unhealthy for a node that does not exist."""
+    node, _log = dft_only_worker
+    script = [sys.executable, str(ROOT / "docker" / "healthcheck.py"), "worker"]
+    ok = subprocess.run([*script, node], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    missing = subprocess.run([*script, "nobody@nowhere"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "did not answer" in missing.stdout
