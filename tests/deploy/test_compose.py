@@ -288,3 +288,25 @@ def test_worker_only_host_compose(compose_argv):
     missing = {k: v for k, v in remote.items() if k != "DATABASE_URL"}
     result = run_compose(compose_argv, "-f", str(WORKER_COMPOSE_FILE), "config", "-q", env=missing)
     assert result.returncode != 0 and "DATABASE_URL" in result.stderr
+
+
+def test_main_host_without_gpu_can_serve_every_queue(compose_argv):
+    project = rendered(compose_argv, env={**SECRETS, "GNOMON_WORKER_QUEUES": "default,dft,screening"})
+    assert "worker-gpu" not in project["services"]
+    assert set(option(command_of(project["services"]["worker"]), "-Q").split(",")) == routed_queues()
+
+
+def test_documented_override_file_is_valid(compose_argv, tmp_path):
+    """The SLURM example in docs/deployment.md is a compose file that merges with ours."""
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.S)
+    assert blocks, "docs/deployment.md has no yaml example"
+    override = tmp_path / "compose.slurm.yaml"
+    override.write_text(blocks[0])
+    result = run_compose(
+        compose_argv, "-f", str(COMPOSE_FILE), "-f", str(override), "config", "--format", "json", env=SECRETS
+    )
+    assert result.returncode == 0, result.stderr
+    worker = json.loads(result.stdout)["services"]["worker"]
+    assert worker["environment"]["GNOMON_DFT_BACKEND"] == "vasp"
+    assert worker["environment"]["GNOMON_DEBUG"] == "0"  # merged, not replaced

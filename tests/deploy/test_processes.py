@@ -149,3 +149,26 @@ def test_beat_runs_alone_and_stops_on_sigterm(tmp_path):
         returncode = stop(proc, timeout=20)
     assert returncode == 0, log.read_text()[-2000:]
     assert time.monotonic() - started < 20
+
+
+def test_image_build_collectstatic_step_needs_no_servers():
+    """The Dockerfile collects static files at build time, with no database or broker running: run that exact step."""
+    import re
+    import shlex
+
+    text = (ROOT / "docker" / "Dockerfile").read_text().replace("\\\n", " ")
+    step = re.search(r"^RUN (.*?python manage\.py collectstatic[^&]*)", text, flags=re.M).group(1)
+    words = shlex.split(step)
+    assignments = dict(word.split("=", 1) for word in words[: words.index("python")])
+    assert assignments["GNOMON_DEBUG"] == "1" and "DATABASE_URL" in assignments
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **assignments}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--dry-run", "-v", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "static file" in result.stdout
