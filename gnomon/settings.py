@@ -171,7 +171,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
     "connect_timeout", int(os.environ.get("GNOMON_DB_CONNECT_TIMEOUT", "10"))
 )
 if not DEBUG:
-    if "CELERY_BROKER_URL" not in os.environ:
+    if not os.environ.get("CELERY_BROKER_URL"):
         raise RuntimeError("CELERY_BROKER_URL must be set when GNOMON_DEBUG is off")
     if env_bool("GNOMON_BEHIND_PROXY", True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
