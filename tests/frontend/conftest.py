@@ -166,6 +166,11 @@ def build_campaign(catalog: dict) -> dict:
     return {"campaign": campaign, "rounds": [round1, round2], "candidate": candidate, "job": job, "discovered": discovered}
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Browser tests last: once Playwright's event loop runs in the main thread it stays until the session ends."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()

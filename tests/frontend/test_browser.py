@@ -16,8 +16,6 @@ from discovery.models import CampaignRound
 from tests.factories import make_material, perovskite
 from tests.frontend.conftest import build_campaign, build_catalog
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop in this thread
-
 pytestmark = [pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -25,6 +23,14 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not installed (scripts/setup.sh installs it)", allow_module_level=True)
 expect = pytest.importorskip("playwright.sync_api").expect
+
+
+@pytest.fixture(autouse=True)
+def _allow_orm_beside_playwrights_loop():
+    """Playwright's sync API runs an event loop in the test thread from the first browser test to the end of the
+    session, and Django refuses ORM calls from a thread with a running loop unless this is set. It is set here, not at
+    import, and the browser tests run last (see conftest.py), so no other test (e.g. ``check --deploy``) sees it."""
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 
 @pytest.fixture(scope="session")
