@@ -1,43 +1,219 @@
-"""Campaign actions the UI, admin and API call.
+"""Campaign lifecycle: create, launch, pause, resume, cancel, retry failed jobs — and the round state machine.
 
-Minimal placeholders written for the web UI: they only move ``Campaign.status`` (the campaign engine replaces them with
-versions that also queue and revoke the Celery work). Both refuse a move the state machine does not allow.
+Every state lives in PostgreSQL; Celery messages only nudge ``advance_campaign``, which is idempotent and takes a row
+lock, so a killed worker, a Redis restart or a duplicate message can delay a campaign but never corrupt it. The beat
+task ``resume_stalled_campaigns`` re-sends the nudge for campaigns that stopped moving.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from discovery.models import Campaign
+from discovery.campaign_config import CampaignConfig, CampaignConfigError, validate
+from discovery.models import Campaign, CampaignRound, DFTJob
 
-LAUNCHABLE = {Campaign.Status.DRAFT, Campaign.Status.PAUSED, Campaign.Status.FAILED}
-CANCELLABLE = {Campaign.Status.QUEUED, Campaign.Status.RUNNING, Campaign.Status.PAUSED}
+logger = logging.getLogger(__name__)
+
+ACTIVE = (Campaign.Status.QUEUED, Campaign.Status.RUNNING)
+# Stages of one round, in order. "verifying" waits for the round's DFT jobs to reach a terminal state.
+STAGES = ("generate", "screen", "verify", "verifying", "fold", "retrain", "done")
+TERMINAL_JOB_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 
 
 class CampaignStateError(ValueError):
-    pass
+    """The requested transition is not allowed from the campaign's current status."""
 
 
-def launch_campaign(campaign: Campaign, user=None) -> Campaign:
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        if campaign.status not in LAUNCHABLE:
-            raise CampaignStateError(f"campaign '{campaign.name}' is {campaign.status}; it cannot be launched")
-        campaign.status = Campaign.Status.QUEUED
-        campaign.error = ""
-        if user is not None and getattr(user, "is_authenticated", False):
-            campaign.launched_by = user
-        campaign.save(update_fields=["status", "error", "launched_by", "updated_at"])
+def _require_staff(user) -> None:
+    if user is None or not getattr(user, "is_staff", False):
+        raise PermissionDenied("only staff users can launch or change campaigns")
+
+
+def _nudge(campaign_id: int) -> None:
+    """Ask a worker to advance the campaign once the current transaction has committed."""
+    from discovery.tasks import advance_campaign_task
+
+    transaction.on_commit(lambda: advance_campaign_task.delay(campaign_id))
+
+
+def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool = False) -> Campaign:
+    """Validate settings and store a draft campaign (queued at once with ``launch``)."""
+    _require_staff(user)
+    config = raw if isinstance(raw, CampaignConfig) else validate(dict(raw))
+    try:
+        with transaction.atomic():
+            campaign = Campaign.objects.create(
+                name=config.name,
+                elements=config.elements,
+                max_elements=config.max_elements,
+                pipelines=config.pipelines,
+                config=config.as_dict(),
+                launched_by=user,
+            )
+    except IntegrityError as exc:
+        raise CampaignConfigError({"name": f"a campaign named '{config.name}' already exists"}) from exc
+    if launch:
+        launch_campaign(campaign, user=user)
     return campaign
 
 
-def cancel_campaign(campaign: Campaign, user=None) -> Campaign:
+def campaign_config(campaign: Campaign) -> CampaignConfig:
+    return validate(dict(campaign.config))
+
+
+def _transition(campaign: Campaign, allowed_from: tuple[str, ...], to: str, *, user) -> Campaign:
+    _require_staff(user)
     with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        if campaign.status not in CANCELLABLE:
-            raise CampaignStateError(f"campaign '{campaign.name}' is {campaign.status}; it cannot be cancelled")
-        campaign.status = Campaign.Status.CANCELLED
-        campaign.finished_at = timezone.now()
-        campaign.save(update_fields=["status", "finished_at", "updated_at"])
-    return campaign
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status not in allowed_from:
+            raise CampaignStateError(
+                f"campaign '{locked.name}' is {locked.status}; this needs one of: {', '.join(allowed_from)}"
+            )
+        locked.status = to
+        if to == Campaign.Status.QUEUED and locked.started_at is None:
+            locked.started_at = timezone.now()
+        if to in (Campaign.Status.CANCELLED, Campaign.Status.COMPLETED, Campaign.Status.FAILED):
+            locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "started_at", "finished_at", "updated_at"])
+        if to == Campaign.Status.QUEUED:
+            _nudge(locked.pk)
+        if to == Campaign.Status.CANCELLED:
+            DFTJob.objects.filter(candidate__round__campaign=locked, state=DFTJob.State.QUEUED).update(
+                state=DFTJob.State.CANCELLED, finished_at=timezone.now()
+            )
+    return locked
+
+
+def launch_campaign(campaign: Campaign, *, user) -> Campaign:
+    return _transition(campaign, (Campaign.Status.DRAFT,), Campaign.Status.QUEUED, user=user)
+
+
+def pause_campaign(campaign: Campaign, *, user) -> Campaign:
+    return _transition(campaign, ACTIVE, Campaign.Status.PAUSED, user=user)
+
+
+def resume_campaign(campaign: Campaign, *, user) -> Campaign:
+    return _transition(campaign, (Campaign.Status.PAUSED, Campaign.Status.FAILED), Campaign.Status.QUEUED, user=user)
+
+
+def cancel_campaign(campaign: Campaign, *, user) -> Campaign:
+    allowed = (Campaign.Status.DRAFT, Campaign.Status.QUEUED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+    return _transition(campaign, allowed, Campaign.Status.CANCELLED, user=user)
+
+
+def retry_failed_jobs(campaign: Campaign, *, user) -> int:
+    """Re-queue the campaign's failed DFT jobs; returns how many."""
+    _require_staff(user)
+    with transaction.atomic():
+        jobs = list(
+            DFTJob.objects.select_for_update().filter(candidate__round__campaign=campaign, state=DFTJob.State.FAILED)
+        )
+        for job in jobs:
+            job.state = DFTJob.State.QUEUED
+            job.error_class = ""
+            job.error_message = ""
+            job.save(update_fields=["state", "error_class", "error_message"])
+        if jobs:
+            round_ids = {job.candidate.round_id for job in jobs if job.candidate_id}
+            CampaignRound.objects.filter(pk__in=round_ids, stage__in=("fold", "retrain", "done")).update(stage="verifying")
+            if campaign.status in (Campaign.Status.COMPLETED, Campaign.Status.FAILED):
+                Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.QUEUED, finished_at=None)
+            _enqueue_jobs([job.pk for job in jobs])
+            _nudge(campaign.pk)
+    return len(jobs)
+
+
+def _enqueue_jobs(job_ids: list[int]) -> None:
+    from discovery.tasks import run_dft_job
+
+    def send() -> None:
+        for job_id in job_ids:
+            run_dft_job.delay(job_id)
+
+    transaction.on_commit(send)
+
+
+@dataclass
+class AdvanceResult:
+    campaign_id: int
+    action: str
+
+
+def advance_campaign(campaign_id: int) -> AdvanceResult:
+    """Run the next step of a campaign, if any. Safe to call any number of times, from any worker."""
+    from discovery.services import campaign_stages as stages
+
+    failure = ""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update(skip_locked=True).filter(pk=campaign_id).first()
+        if campaign is None:
+            return AdvanceResult(campaign_id, "busy-or-missing")
+        if campaign.status not in ACTIVE:
+            return AdvanceResult(campaign_id, f"idle ({campaign.status})")
+        config = campaign_config(campaign)
+        if campaign.status == Campaign.Status.QUEUED:
+            campaign.status = Campaign.Status.RUNNING
+            campaign.started_at = campaign.started_at or timezone.now()
+            campaign.save(update_fields=["status", "started_at", "updated_at"])
+        if campaign.started_at and timezone.now() - campaign.started_at > timedelta(hours=config.wall_clock_hours):
+            return _finish(campaign, "wall-clock cap reached")
+        current = campaign.rounds.order_by("-index").first()
+        if current is None or current.stage == "done":
+            if current is not None and current.index + 1 >= config.rounds:
+                return _finish(campaign, "all rounds done")
+            current = CampaignRound.objects.create(
+                campaign=campaign, index=0 if current is None else current.index + 1, stage="generate"
+            )
+        try:
+            with transaction.atomic():  # a failing stage rolls back its own writes only
+                action = stages.run_stage(campaign, current, config)
+        except stages.StageWaiting as waiting:
+            return AdvanceResult(campaign_id, f"waiting: {waiting}")
+        except Exception as exc:  # noqa: BLE001 - any stage error fails the campaign with a readable reason
+            logger.exception("campaign %s round %s stage %s failed", campaign.pk, current.index, current.stage)
+            failure = f"round {current.index}, stage {current.stage}: {type(exc).__name__}: {exc}"
+            campaign.status = Campaign.Status.FAILED
+            campaign.error = failure[:2000]
+            campaign.finished_at = timezone.now()
+            campaign.save(update_fields=["status", "error", "finished_at", "updated_at"])
+            return AdvanceResult(campaign_id, "failed")
+        Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
+        _nudge(campaign.pk)
+        return AdvanceResult(campaign_id, action)
+
+
+def _finish(campaign: Campaign, why: str) -> AdvanceResult:
+    campaign.status = Campaign.Status.COMPLETED
+    campaign.finished_at = timezone.now()
+    campaign.error = "" if why == "all rounds done" else why
+    campaign.save(update_fields=["status", "finished_at", "error", "updated_at"])
+    return AdvanceResult(campaign.pk, f"completed: {why}")
+
+
+def resume_stalled_campaigns(stalled_after: timedelta = timedelta(minutes=2)) -> list[int]:
+    """Beat task body: re-nudge active campaigns that have not moved lately, and re-send lost DFT jobs.
+
+    A Redis restart can drop queued messages; rows in PostgreSQL still say what is pending, so we send them again.
+    Re-sending is harmless because every stage and job is idempotent.
+    """
+    cutoff = timezone.now() - stalled_after
+    stalled = list(Campaign.objects.filter(status__in=ACTIVE, updated_at__lt=cutoff).values_list("pk", flat=True))
+    lost_jobs = list(
+        DFTJob.objects.filter(
+            candidate__round__campaign_id__in=stalled, state=DFTJob.State.QUEUED, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    from discovery.tasks import advance_campaign_task, run_dft_job
+
+    for job_id in lost_jobs:
+        run_dft_job.delay(job_id)
+    for campaign_id in stalled:
+        advance_campaign_task.delay(campaign_id)
+    return stalled
