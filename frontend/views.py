@@ -185,7 +185,7 @@ def _campaign_action(request, pk: int, action):
     from discovery.services.campaigns import CampaignStateError
 
     try:
-        action(campaign, request.user)
+        action(campaign, user=request.user)
         messages.success(request, f"Campaign '{campaign.name}': {action.__name__.replace('_campaign', '')} requested.")
     except CampaignStateError as exc:
         messages.error(request, str(exc))
@@ -194,9 +194,11 @@ def _campaign_action(request, pk: int, action):
 
 @require_POST
 def campaign_launch(request, pk: int):
-    from discovery.services.campaigns import launch_campaign
+    from discovery.services.campaigns import launch_campaign, resume_campaign
 
-    return _campaign_action(request, pk, launch_campaign)
+    campaign = get_object_or_404(Campaign, pk=pk)
+    paused = campaign.status in (Campaign.Status.PAUSED, Campaign.Status.FAILED)
+    return _campaign_action(request, pk, resume_campaign if paused else launch_campaign)
 
 
 @require_POST
