@@ -148,6 +148,23 @@ GNOMON_IMPORT_WORKERS = int(os.environ.get("GNOMON_IMPORT_WORKERS", str(os.cpu_c
 GNOMON_IMPORT_BATCH_SIZE = int(os.environ.get("GNOMON_IMPORT_BATCH_SIZE", "500"))
 MP_API_KEY = os.environ.get("MP_API_KEY", "")
 
+# DFT verification (discovery/dft, discovery/services/dft.py).
+GNOMON_DFT_BACKEND = os.environ.get("GNOMON_DFT_BACKEND", "gpaw")
+GNOMON_DFT_PRESET = os.environ.get("GNOMON_DFT_PRESET", "fast")
+GNOMON_DFT_WORKDIR = Path(os.environ.get("GNOMON_DFT_WORKDIR", VAR_DIR / "dft")).resolve()
+GNOMON_DFT_BACKEND_PLUGINS = env_list("GNOMON_DFT_BACKEND_PLUGINS", "")  # modules that call register_backend()
+GNOMON_DFT_MAX_RETRIES = int(os.environ.get("GNOMON_DFT_MAX_RETRIES", "3"))  # transient errors only
+GNOMON_DFT_MAX_REFERENCE_PHASES = int(os.environ.get("GNOMON_DFT_MAX_REFERENCE_PHASES", "5"))
+GNOMON_VASP = {  # VASP on a SLURM cluster: see discovery/dft/vasp_backend.py
+    "command": os.environ.get("GNOMON_VASP_COMMAND", "srun vasp_std"),
+    "host": os.environ.get("GNOMON_SLURM_HOST") or None,  # ssh host; unset: sbatch/squeue/sacct run locally
+    "remote_root": os.environ.get("GNOMON_SLURM_REMOTE_DIR") or None,
+    "partition": os.environ.get("GNOMON_SLURM_PARTITION") or None,
+    "account": os.environ.get("GNOMON_SLURM_ACCOUNT") or None,
+    "ntasks": int(os.environ.get("GNOMON_SLURM_NTASKS", "16")),
+    "poll_interval_s": float(os.environ.get("GNOMON_SLURM_POLL_S", "30")),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
