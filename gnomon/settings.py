@@ -171,3 +171,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("GNOMON_LOG_LEVEL", "INFO")},
 }
+
+# Periodic tasks (celery beat). DFT jobs left "running" by a dead worker are re-queued (also done when a worker starts).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-dft-jobs": {"task": "discovery.tasks.requeue_stale_dft_jobs", "schedule": 300.0},
+}

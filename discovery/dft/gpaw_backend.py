@@ -10,6 +10,7 @@ before giving up with ``SCFNotConverged``.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -43,6 +44,10 @@ class GPAWBackend:
     is_dft = True
 
     def __init__(self, **_options: Any) -> None:
+        # One thread per DFT process: workers scale by processes, and threaded BLAS on shared cores only thrashes.
+        # (Read when GPAW's extension loads the system OpenBLAS; set them in the worker's environment to be sure.)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
         try:
             import gpaw  # noqa: F401
         except ImportError as exc:

@@ -204,6 +204,9 @@ def claim_job(job_id: int, worker_host: str | None = None) -> DFTJob | None:
         if not _try_lock(job.pk):
             return None  # a live worker holds it
         restarted = job.state == DFTJob.State.RUNNING
+        if restarted and _give_up_on_lost_worker(job):
+            _unlock(job.pk)
+            return None
         job.state = DFTJob.State.RUNNING
         job.attempts += 1
         job.worker_host = (worker_host or socket.gethostname())[:120]
@@ -224,6 +227,8 @@ def requeue_stale_jobs() -> list[int]:
             if not _try_lock(job.pk):
                 continue  # its worker is alive
             _unlock(job.pk)
+            if _give_up_on_lost_worker(job):
+                continue
             job.state = DFTJob.State.QUEUED
             job.log_excerpt = _clip(f"[requeued {timezone.now():%Y-%m-%d %H:%M:%S}] worker {job.worker_host} lost "
                                     f"during attempt {job.attempts}\n" + job.log_excerpt)
@@ -233,6 +238,24 @@ def requeue_stale_jobs() -> list[int]:
     if requeued:
         logger.warning("re-queued %d DFT jobs left running by lost workers: %s", len(requeued), requeued)
     return requeued
+
+
+def max_attempts() -> int:
+    return settings.GNOMON_DFT_MAX_RETRIES + 1
+
+
+def _give_up_on_lost_worker(job: DFTJob) -> bool:
+    """A job whose workers keep dying (hard time limit, out of memory, crashes) fails instead of looping forever."""
+    if job.attempts < max_attempts():
+        return False
+    job.state = DFTJob.State.FAILED
+    job.finished_at = timezone.now()
+    job.error_class = "WorkerLost"
+    job.error_message = (f"not retried: the worker running this job was lost {job.attempts} times (killed, out of "
+                         f"memory or past the hard time limit of the {job.preset!r} preset)")
+    job.save(update_fields=["state", "finished_at", "error_class", "error_message"])
+    logger.error("DFT job %s failed: %s", job.pk, job.error_message)
+    return True
 
 
 # ----------------------------------------------------------------------------------------------------------------------

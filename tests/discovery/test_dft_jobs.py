@@ -199,3 +199,11 @@ def test_bootstrap_hull_command_builds_a_consistent_hull(capsys):
     n = DFTJob.objects.count()
     call_command("bootstrap_hull", elements="Na,Cl", backend=BACKEND, preset="fast")  # re-run: nothing new
     assert DFTJob.objects.count() == n
+
+
+def test_a_job_whose_workers_keep_dying_fails_instead_of_looping(settings, _fake_backend):
+    job = dft.create_job(structure=_nacl(), backend=BACKEND, preset="fast")
+    DFTJob.objects.filter(pk=job.pk).update(state=DFTJob.State.RUNNING, attempts=settings.GNOMON_DFT_MAX_RETRIES + 1)
+    assert dft.requeue_stale_jobs() == []
+    job.refresh_from_db()
+    assert job.state == DFTJob.State.FAILED and job.error_class == "WorkerLost" and _fake_backend == []
