@@ -52,3 +52,12 @@ def test_bootstrap_preset_reproduces_the_shared_gpaw_set(label, shared_data_dir,
     assert result.settings["kpts"] == list(reference.data["kpts"]) or label != "Na-bcc"
     difference = abs(result.energy_per_atom - reference.energy_per_atom)
     assert difference < 0.005, f"{label}: {result.energy_per_atom:.5f} vs {reference.energy_per_atom:.5f} eV/atom"
+
+
+def test_scheme_names_per_preset_and_the_seed_sets_scheme():
+    backend = get_backend("gpaw")
+    assert backend.scheme_for(get_preset("fast")).name == "GPAW-PBE-fast"
+    assert backend.scheme_for(get_preset("standard")).name == "GPAW-PBE-standard"
+    # the shared seed set loads into GPAW-PBE-bootstrap; jobs with the matching preset extend that same hull
+    assert backend.scheme_for(get_preset("bootstrap")).name == "GPAW-PBE-bootstrap"
+    assert all(backend.scheme_for(get_preset(p)).is_dft for p in ("fast", "standard", "bootstrap"))
