@@ -72,11 +72,11 @@ def elemental_reference(element: str, box: tuple[float, float, float] = (9.0, 9.
         structure = Structure(Lattice([[-a / 2, a / 2, a / 2], [a / 2, -a / 2, a / 2], [a / 2, a / 2, -a / 2]]),
                               [element], [[0, 0, 0]])
     elif kind == "fcc":
-        structure = Structure(Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]), [element], [[0, 0, 0]])
+        structure = Structure(_fcc(a), [element], [[0, 0, 0]])
     elif kind == "hcp":
         structure = Structure(Lattice.hexagonal(a, c), [element, element], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
     else:  # diamond
-        structure = Structure.from_spacegroup("Fd-3m", Lattice.cubic(a), [element], [[0, 0, 0]]).get_primitive_structure()
+        structure = Structure(_fcc(a), [element, element], [[0, 0, 0], [0.25, 0.25, 0.25]])
     return ReferenceStructure(f"{element}-{kind}", structure)
 
 
@@ -95,25 +95,30 @@ def bond_length_guess(cation: str, cation_charge: int, anion: str, anion_charge:
     return _radius(cation, cation_charge) + _radius(anion, anion_charge)
 
 
+def _fcc(a: float) -> Lattice:
+    """Primitive fcc lattice of the cubic constant ``a`` (Å)."""
+    return Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]])
+
+
 def binary_prototype(prototype: str, cation: str, anion: str, bond: float) -> Structure:
-    """Primitive cell of ``prototype`` with nearest-neighbour distance ``bond`` (Å). AB2 = fluorite, A2B = antifluorite."""
+    """Primitive cell of ``prototype`` with nearest-neighbour distance ``bond`` (Å). AB2 = fluorite, A2B = antifluorite.
+
+    Built from explicit primitive cells (Structure.from_spacegroup takes seconds per call)."""
     if prototype == "rocksalt":
-        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(2 * bond), [cation, anion],
-                                         [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+        return Structure(_fcc(2 * bond), [cation, anion], [[0, 0, 0], [0.5, 0.5, 0.5]])
     if prototype == "cesiumchloride":
         return Structure(Lattice.cubic(2 * bond / math.sqrt(3)), [cation, anion], [[0, 0, 0], [0.5, 0.5, 0.5]])
     if prototype == "zincblende":
-        return Structure.from_spacegroup("F-43m", Lattice.cubic(4 * bond / math.sqrt(3)), [cation, anion],
-                                         [[0, 0, 0], [0.25, 0.25, 0.25]]).get_primitive_structure()
+        return Structure(_fcc(4 * bond / math.sqrt(3)), [cation, anion], [[0, 0, 0], [0.25, 0.25, 0.25]])
     if prototype == "wurtzite":
         a = bond / (0.375 * math.sqrt(8 / 3))
         return Structure(Lattice.hexagonal(a, a * math.sqrt(8 / 3)), [cation, cation, anion, anion],
                          [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.375], [2 / 3, 1 / 3, 0.875]])
     if prototype in ("fluorite", "antifluorite"):
-        # fluorite AB2: A on the fcc sites, B in the tetrahedral holes; antifluorite A2B swaps the roles.
+        # fluorite AB2: A on the fcc sites, B in both tetrahedral holes; antifluorite A2B swaps the roles.
         fcc, tet = (cation, anion) if prototype == "fluorite" else (anion, cation)
-        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(4 * bond / math.sqrt(3)), [fcc, tet],
-                                         [[0, 0, 0], [0.25, 0.25, 0.25]]).get_primitive_structure()
+        return Structure(_fcc(4 * bond / math.sqrt(3)), [fcc, tet, tet],
+                         [[0, 0, 0], [0.25, 0.25, 0.25], [0.75, 0.75, 0.75]])
     raise ValueError(f"unknown prototype {prototype!r}; known: {', '.join((*AB_PROTOTYPES, 'fluorite', 'antifluorite'))}")
 
 
