@@ -254,6 +254,8 @@ def _give_up_on_lost_worker(job: DFTJob) -> bool:
     job.error_message = (f"not retried: the worker running this job was lost {job.attempts} times (killed, out of "
                          f"memory or past the hard time limit of the {job.preset!r} preset)")
     job.save(update_fields=["state", "finished_at", "error_class", "error_message"])
+    if job.candidate_id and not job.settings.get("is_reference"):
+        Candidate.objects.filter(pk=job.candidate_id).update(status=Candidate.Status.FAILED)
     logger.error("DFT job %s failed: %s", job.pk, job.error_message)
     return True
 
