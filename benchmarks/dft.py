@@ -134,7 +134,8 @@ def throughput(results: dict) -> None:
         if times:
             mean = sum(times) / len(times)
             est[preset] = {"mean_job_s": mean, "jobs_per_hour_2_workers": 2 * 3600 / mean, "n_jobs_measured": len(times),
-                           "basis": "2-, 5-, 8-atom cells above; assumes the 2 cores are otherwise idle"}
+                           "basis": "2 workers x 3600 s / mean measured wall time of the 2-, 5- and 8-atom jobs (one "
+                                     "DFT process at a time, single-threaded); see machine.load_average"}
     results["throughput_estimate"] = est
     save(results)
 
