@@ -262,27 +262,26 @@ def _recompute(
     )
     report.n_diagrams = result.n_diagrams
 
-    # ChemsysHull: bump the revision of every touched system
-    existing = {h.chemsys: h for h in ChemsysHull.objects.filter(scheme=scheme, chemsys__in=touched)}
-    new_hulls, old_hulls = [], []
-    for cs in sorted(touched):
-        counts = result.systems.get(cs, {"n_entries": 0, "n_stable": 0, "n_missing": 0})
-        hull = existing.get(cs)
-        if hull is None:
-            hull = ChemsysHull(scheme=scheme, chemsys=cs, elements=list(parse_chemsys(cs)), revision=1)
-            new_hulls.append(hull)
-        else:
-            hull.revision += 1
-            old_hulls.append(hull)
-        hull.n_entries = counts["n_entries"]
-        hull.n_stable = counts["n_stable"]
-    ChemsysHull.objects.bulk_create(new_hulls, batch_size=_WRITE_BATCH)
-    for hull in old_hulls:
-        hull.updated_at = timezone.now()
-    ChemsysHull.objects.bulk_update(
-        old_hulls, ["revision", "n_entries", "n_stable", "updated_at"], batch_size=_WRITE_BATCH
+    # ChemsysHull: bump the revision of every touched system (safe read-modify-write: we hold the scheme's lock)
+    current = dict(ChemsysHull.objects.filter(scheme=scheme, chemsys__in=touched).values_list("chemsys", "revision"))
+    revisions = {cs: current.get(cs, 0) + 1 for cs in touched}
+    ChemsysHull.objects.bulk_create(
+        [
+            ChemsysHull(
+                scheme=scheme,
+                chemsys=cs,
+                elements=list(parse_chemsys(cs)),
+                revision=revisions[cs],
+                n_entries=result.systems.get(cs, {}).get("n_entries", 0),
+                n_stable=result.systems.get(cs, {}).get("n_stable", 0),
+            )
+            for cs in sorted(touched)
+        ],
+        batch_size=_WRITE_BATCH,
+        update_conflicts=True,
+        unique_fields=["scheme", "chemsys"],
+        update_fields=["revision", "n_entries", "n_stable", "updated_at"],
     )
-    revisions = {h.chemsys: h.revision for h in new_hulls + old_hulls}
 
     # HullEntry upserts
     public_ids = {row["id"]: row["material__public_id"] for row in by_id.values()}

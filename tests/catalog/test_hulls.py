@@ -121,6 +121,8 @@ def test_patched_phase_diagram_gives_the_same_results():
     inputs = random_formation_inputs(["Li", "Fe", "O", "P", "S", "Mn"], 150, seed=7, max_species=3)
     # one 6-element entry with a positive formation energy: the space is 6-dimensional, its hull patches are not
     inputs.append(HullInput.per_atom("hea", Composition("LiFeOPSMn"), 0.5))
+    inputs.append(HullInput.per_atom("deep", Composition("Li2FeOPS"), -3.0))  # stable, 5 elements
+    inputs.append(HullInput.per_atom("deep-poly", Composition("Li4Fe2O2P2S2"), -2.9))  # its polymorph
     plain = compute_hulls(inputs, FORMATION_ENERGY, patch_threshold=100)
     patched = compute_hulls(inputs, FORMATION_ENERGY, patch_threshold=3)
     for key, res in plain.results.items():
@@ -128,6 +130,11 @@ def test_patched_phase_diagram_gives_the_same_results():
         assert other.e_above_hull == pytest.approx(res.e_above_hull, abs=TOL)
         assert other.is_stable == res.is_stable
         assert other.decomposition_energy == pytest.approx(res.decomposition_energy, abs=TOL)
+        assert {p.key: round(p.fraction, 6) for p in other.decomposition} == {
+            p.key: round(p.fraction, 6) for p in res.decomposition
+        }
+    assert plain.results["deep"].is_stable and not plain.results["deep-poly"].is_stable
+    assert patched.results["deep-poly"].e_above_hull == pytest.approx(0.1)
 
 
 def test_targets_only_are_returned_and_equal_the_full_computation():
