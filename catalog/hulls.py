@@ -302,6 +302,20 @@ def compute_hulls(
 
 
 _FORMULAS: dict[tuple, str] = {}
+_FRACTIONS: dict[int, tuple[Composition, dict[str, float], tuple]] = {}
+
+
+def _fractions(comp: Composition) -> tuple[dict[str, float], tuple]:
+    """Atomic fractions and a hashable reduced-composition key, cached per Composition object."""
+    hit = _FRACTIONS.get(id(comp))
+    if hit is not None and hit[0] is comp:
+        return hit[1], hit[2]
+    fractions = {el.symbol: comp.get_atomic_fraction(el) for el in comp.elements}
+    rkey = tuple(sorted((el, round(x, 10)) for el, x in fractions.items()))
+    if len(_FRACTIONS) > 500_000:
+        _FRACTIONS.clear()
+    _FRACTIONS[id(comp)] = (comp, fractions, rkey)
+    return fractions, rkey
 
 
 @dataclass
@@ -326,10 +340,8 @@ class _Item:
 
     @classmethod
     def make(cls, it: HullInput, e_form: float, els: frozenset[str], chemsys: str) -> _Item:
-        comp = it.composition
-        fractions = {el.symbol: comp.get_atomic_fraction(el) for el in comp.elements}
-        rkey = tuple(sorted((el, round(x, 10)) for el, x in fractions.items()))
-        return cls(it.key, comp, e_form, els, chemsys, fractions, rkey)
+        fractions, rkey = _fractions(it.composition)
+        return cls(it.key, it.composition, e_form, els, chemsys, fractions, rkey)
 
     @classmethod
     def terminal(cls, el: str) -> _Item:

@@ -20,6 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -40,7 +41,7 @@ _WRITE_BATCH = 2000
 
 
 def patch_threshold() -> int:
-    """Maximal systems with this many elements or more use PatchedPhaseDiagram (setting / env GNOMON_HULL_PATCH_THRESHOLD)."""
+    """Systems with this many elements or more get no hull of their own (setting / env GNOMON_HULL_PATCH_THRESHOLD)."""
     value = getattr(settings, "GNOMON_HULL_PATCH_THRESHOLD", None) or os.environ.get("GNOMON_HULL_PATCH_THRESHOLD")
     return int(value) if value else engine.DEFAULT_PATCH_THRESHOLD
 
@@ -59,6 +60,9 @@ class HullUpdate:
     n_skipped: int = 0  # energies without a value for the scheme's kind
     n_materials: int = 0  # materials whose denormalised stability was refreshed
     n_diagrams: int = 0
+    hull_unchanged: bool = (
+        False  # the fast path: the new energies moved no hull vertex, only their own system was redone
+    )
     skipped_reason: str = ""
 
 
@@ -135,8 +139,14 @@ def _load_records(scheme: Scheme, maximal: list[frozenset[str]]) -> list[dict]:
     return list(rows.values())
 
 
+@lru_cache(maxsize=262_144)
+def _composition(formula: str) -> Composition:
+    """Parsed once per formula string: parsing dominates small incremental updates otherwise."""
+    return Composition(formula)
+
+
 def _to_input(scheme: Scheme, row: dict) -> engine.HullInput | None:
-    comp = Composition(row["composition"])
+    comp = _composition(row["composition"])
     natoms = comp.num_atoms
     if scheme.kind == Scheme.Kind.TOTAL_ENERGY:
         if row["energy_total"] is not None:
@@ -172,6 +182,12 @@ def update_hulls(
         return report
     with transaction.atomic():
         lock_scheme(scheme)
+        if (
+            len(systems) == 1
+            and not include_subsystems
+            and _update_if_hull_unchanged(scheme, next(iter(systems)), report, progress, on_plan)
+        ):
+            return report
         touched = _stored_systems_containing(scheme, systems)
         if include_subsystems:
             touched |= _stored_systems_within(scheme, systems)
@@ -185,6 +201,56 @@ def update_hulls(
         rows = _load_records(scheme, maximal)
         _recompute(scheme, touched, maximal, rows, report, progress, on_plan)
     return report
+
+
+def _update_if_hull_unchanged(
+    scheme: Scheme,
+    elements: tuple[str, ...],
+    report: HullUpdate,
+    progress: Callable[[int], None] | None,
+    on_plan: Callable[[int, int], None] | None,
+) -> bool:
+    """Fast path for one system T: if T's hull vertices are what is stored, only T's own entries can change.
+
+    A new energy above T's hull (or one without the elemental references it needs) is no vertex of any hull: the hulls of
+    T's supersets, their entries' energies above the hull, decompositions and decomposition energies stay as they are
+    (a non-vertex of T's face never lowers a hull of a superset or of its rivals). So T alone is recomputed, on its own
+    diagram. Any change of T's vertices (a new stable phase, a changed energy or reference) takes the full path.
+    """
+    chemsys = "-".join(elements)
+    rows = _load_records(scheme, [frozenset(elements)])
+    own = {row["id"] for row in rows if row["chemsys"] == chemsys}
+    if not own:
+        return False
+    stored = {
+        rid: (status, stable, e_form)
+        for rid, status, stable, e_form in HullEntry.objects.filter(energy_record_id__in=own).values_list(
+            "energy_record_id", "status", "is_stable", "formation_energy_per_atom"
+        )
+    }
+
+    def unchanged(result: engine.HullReport) -> bool:
+        for rid in own:
+            res = result.results.get(rid)
+            before = stored.get(rid)
+            if res is None:  # no energy for this kind: fine unless it was part of the hull
+                if before is not None and before[1]:
+                    return False
+                continue
+            if before is None:
+                if res.is_stable:
+                    return False
+                continue
+            status, stable, e_form = before
+            if status != res.status or stable != res.is_stable:
+                return False
+            if (e_form is None) != (res.formation_energy_per_atom is None):
+                return False
+            if e_form is not None and abs(e_form - res.formation_energy_per_atom) > 1e-9:
+                return False
+        return True
+
+    return _recompute(scheme, {chemsys}, [frozenset(elements)], rows, report, progress, on_plan, accept=unchanged)
 
 
 def recompute_hulls(
@@ -227,7 +293,9 @@ def _recompute(
     report: HullUpdate,
     progress: Callable[[int], None] | None,
     on_plan: Callable[[int, int], None] | None,
-) -> None:
+    accept: Callable[[engine.HullReport], bool] | None = None,
+) -> bool:
+    """Compute and write; with ``accept``, write only if ``accept(result)`` (and return whether it wrote)."""
     report.touched_systems = sorted(touched)
     report.maximal_systems = ["-".join(sorted(m)) for m in maximal]
     report.n_loaded = len(rows)
@@ -245,12 +313,6 @@ def _recompute(
         by_id[row["id"]] = row
         if row["chemsys"] in touched:
             targets.append(row["id"])
-    report.n_skipped = len(skipped)
-    if skipped:
-        logger.warning(
-            "%s: %d energies carry no value for a %s scheme; no hull entry", scheme, len(skipped), scheme.kind
-        )
-        HullEntry.objects.filter(energy_record_id__in=skipped).delete()
 
     references = None
     if scheme.kind == Scheme.Kind.TOTAL_ENERGY:
@@ -260,7 +322,15 @@ def _recompute(
     result = engine.compute_hulls(
         inputs, scheme.kind, references, targets=targets, patch_threshold=patch_threshold(), progress=progress
     )
+    if accept is not None and not accept(result):
+        return False
     report.n_diagrams = result.n_diagrams
+    report.n_skipped = len(skipped)
+    if skipped:
+        logger.warning(
+            "%s: %d energies carry no value for a %s scheme; no hull entry", scheme, len(skipped), scheme.kind
+        )
+        HullEntry.objects.filter(energy_record_id__in=skipped).delete()
 
     # ChemsysHull: bump the revision of every touched system (safe read-modify-write: we hold the scheme's lock)
     current = dict(ChemsysHull.objects.filter(scheme=scheme, chemsys__in=touched).values_list("chemsys", "revision"))
@@ -340,6 +410,7 @@ def _recompute(
     material_ids = {by_id[rid]["material_id"] for rid in targets if by_id[rid]["material_id"] is not None}
     material_ids |= {row["material_id"] for row in rows if row["id"] in skipped and row["material_id"] is not None}
     report.n_materials = refresh_material_stability(material_ids)
+    return True
 
 
 def refresh_material_stability(material_ids: Iterable[int]) -> int:

@@ -177,6 +177,25 @@ def test_revision_bumps_only_touched_systems(li_fe_o):
     assert Material.objects.get(pk=recs["Li2O"].material_id).e_above_hull == pytest.approx(0.22)
 
 
+def test_energy_above_the_hull_only_recomputes_its_own_system(li_fe_o):
+    scheme, _, recs = li_fe_o
+    recompute_hulls(scheme)
+    before = snapshot(scheme)
+    new = add_energy(scheme, "LiO3", -0.2)  # far above the Li-O hull
+    report = update_hulls(scheme, [new.chemsys])
+    assert report.touched_systems == ["Li-O"] and report.n_entries == 3
+    rev = dict(ChemsysHull.objects.filter(scheme=scheme).values_list("chemsys", "revision"))
+    assert rev == {"Li-O": 2, "Fe-O": 1, "Fe-Li-O": 1}  # the superset's hull did not move
+    incremental = snapshot(scheme)
+    assert incremental[new.pk][0:4] == ("ok", -0.2, incremental[new.pk][2], False) and incremental[new.pk][2] > 0
+    assert_same({k: v for k, v in incremental.items() if k != new.pk}, before)
+    recompute_hulls(scheme)
+    assert_same(incremental, snapshot(scheme))
+    # a new stable phase takes the full path and moves the superset too
+    report = update_hulls(scheme, [add_energy(scheme, "Li2O", -2.5).chemsys])
+    assert sorted(report.touched_systems) == ["Fe-Li-O", "Li-O"]
+
+
 def test_incremental_updates_equal_a_full_recompute():
     rng = random.Random(11)
     scheme = make_scheme()
