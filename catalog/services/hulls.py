@@ -187,6 +187,7 @@ def update_hulls(
             and not include_subsystems
             and _update_if_hull_unchanged(scheme, next(iter(systems)), report, progress, on_plan)
         ):
+            report.hull_unchanged = True
             return report
         touched = _stored_systems_containing(scheme, systems)
         if include_subsystems:

@@ -184,6 +184,7 @@ def test_energy_above_the_hull_only_recomputes_its_own_system(li_fe_o):
     new = add_energy(scheme, "LiO3", -0.2)  # far above the Li-O hull
     report = update_hulls(scheme, [new.chemsys])
     assert report.touched_systems == ["Li-O"] and report.n_entries == 3
+    assert report.hull_unchanged
     rev = dict(ChemsysHull.objects.filter(scheme=scheme).values_list("chemsys", "revision"))
     assert rev == {"Li-O": 2, "Fe-O": 1, "Fe-Li-O": 1}  # the superset's hull did not move
     incremental = snapshot(scheme)
