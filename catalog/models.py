@@ -68,7 +68,9 @@ class Material(models.Model):
     spacegroup_symbol = models.CharField(max_length=32, blank=True)
     crystal_system = models.CharField(max_length=16, blank=True, db_index=True)
     symprec = models.FloatField(null=True, help_text="spglib tolerance (Å) used for the symmetry fields")
-    fingerprint = models.CharField(max_length=64, db_index=True, help_text="cheap dedup bucket; StructureMatcher decides")
+    fingerprint = models.CharField(
+        max_length=64, db_index=True, help_text="cheap dedup bucket; StructureMatcher decides"
+    )
 
     # Denormalised from the preferred scheme's HullEntry so that browsing 1M materials needs no join.
     formation_energy_per_atom = models.FloatField(null=True, db_index=True)
@@ -144,10 +146,15 @@ class EnergyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scheme", "source_key"], name="unique_energy_source_per_scheme"),
             models.UniqueConstraint(
-                fields=["scheme", "material"], condition=Q(material__isnull=False), name="one_energy_per_material_scheme"
+                fields=["scheme", "material"],
+                condition=Q(material__isnull=False),
+                name="one_energy_per_material_scheme",
             ),
         ]
-        indexes = [GinIndex(fields=["elements"], name="energy_elements_gin"), models.Index(fields=["scheme", "chemsys"])]
+        indexes = [
+            GinIndex(fields=["elements"], name="energy_elements_gin"),
+            models.Index(fields=["scheme", "chemsys"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.composition} @ {self.scheme_id}"
