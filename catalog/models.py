@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 PUBLIC_ID_PREFIX = "gn-"
 
@@ -83,7 +83,14 @@ class Material(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [GinIndex(fields=["elements"], name="material_elements_gin")]
+        indexes = [
+            GinIndex(fields=["elements"], name="material_elements_gin"),
+            # Sorted browsing at 1M rows: ties (many 0.0 e_above_hull) broken by id, both directions, NULLs last.
+            models.Index(F("e_above_hull").asc(nulls_last=True), "id", name="material_ehull_asc_id"),
+            models.Index(F("e_above_hull").desc(nulls_last=True), "id", name="material_ehull_desc_id"),
+            models.Index(F("formation_energy_per_atom").asc(nulls_last=True), "id", name="material_eform_asc_id"),
+            models.Index(F("created_at").desc(), "id", name="material_created_desc_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.formula_reduced}"
@@ -112,7 +119,11 @@ class MaterialOrigin(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["dataset", "source_id"], name="unique_origin_per_source")]
-        indexes = [models.Index(fields=["dataset"])]
+        # (kind, material) and (dataset, material) make the browser's origin filter an index-only EXISTS at 1M rows.
+        indexes = [
+            models.Index(fields=["dataset", "material"], name="origin_dataset_material"),
+            models.Index(fields=["kind", "material"], name="origin_kind_material"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.dataset}:{self.source_id}"
