@@ -7,6 +7,7 @@ new ``Candidate`` rows in bulk (unique per round and fingerprint, so re-running 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -163,9 +164,9 @@ def generate_candidates(
         parent_public = {pk: pid for pk, pid, _ in parents}
         report.n_parents = len(parents)
         report.timings["load_parents"] = round(time.perf_counter() - t, 3)
-        cfg = substitution or SubstitutionConfig()
-        cfg.allowed_elements = frozenset(elements)
-        cfg.max_elements = max_elements
+        cfg = dataclasses.replace(
+            substitution or SubstitutionConfig(), allowed_elements=frozenset(elements), max_elements=max_elements
+        )
         t = time.perf_counter()
         structural = generate_substitutions([(pk, s) for pk, _, s in parents], cfg, workers=workers)
         report.timings["structural"] = round(time.perf_counter() - t, 3)
