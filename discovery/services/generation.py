@@ -60,7 +60,9 @@ class GenerationReport:
 
 
 def _default_workers() -> int:
-    return int(os.environ.get("GNOMON_GENERATION_WORKERS", str(min(2, os.cpu_count() or 1))))
+    """``settings.GNOMON_GENERATION_WORKERS`` when the settings define it, else up to two processes."""
+    configured = getattr(settings, "GNOMON_GENERATION_WORKERS", None)
+    return int(configured) if configured else min(2, os.cpu_count() or 1)
 
 
 def choose_parents(elements: Sequence[str], max_elements: int, limit: int | None = 5000, max_foreign: int = 2):
