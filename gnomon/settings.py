@@ -156,6 +156,8 @@ GNOMON_IMPORT_WORKERS = int(os.environ.get("GNOMON_IMPORT_WORKERS", str(os.cpu_c
 GNOMON_IMPORT_BATCH_SIZE = int(os.environ.get("GNOMON_IMPORT_BATCH_SIZE", "500"))
 MP_API_KEY = os.environ.get("MP_API_KEY", "")
 # Chemical systems with this many elements or more are solved per composition (linear programme) instead of one hull.
+# Parallel processes for candidate generation (substitutions and deduplication).
+GNOMON_GENERATION_WORKERS = int(os.environ.get("GNOMON_GENERATION_WORKERS", str(min(2, os.cpu_count() or 1))))
 GNOMON_HULL_PATCH_THRESHOLD = int(os.environ.get("GNOMON_HULL_PATCH_THRESHOLD", "7"))
 
 # Logging: one line per event on stderr, JSON (production default) or text (development default), each line carrying
