@@ -1,0 +1,155 @@
+"""Translation between catalog rows and the API's JSON; no queries or rules live here."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from catalog.models import Material, MaterialOrigin
+from catalog.selectors import normalize_elements, InvalidQuery
+from discovery.models import Campaign, CampaignRound
+
+# Columns each API field needs (for .only()); structure is the big one, left out of lists unless asked for.
+MATERIAL_FIELD_COLUMNS = {
+    "public_id": ("public_id",),
+    "formula_reduced": ("formula_reduced",),
+    "formula_anonymous": ("formula_anonymous",),
+    "chemsys": ("chemsys",),
+    "elements": ("elements",),
+    "nelements": ("nelements",),
+    "nsites": ("nsites",),
+    "volume": ("volume",),
+    "density": ("density",),
+    "spacegroup_number": ("spacegroup_number",),
+    "spacegroup_symbol": ("spacegroup_symbol",),
+    "crystal_system": ("crystal_system",),
+    "formation_energy_per_atom": ("formation_energy_per_atom",),
+    "energy_above_hull": ("e_above_hull",),
+    "is_stable": ("is_stable",),
+    "hull_scheme": ("hull_scheme",),
+    "origins": (),
+    "created_at": ("created_at",),
+    "updated_at": ("updated_at",),
+    "structure": ("structure",),
+}
+ALL_MATERIAL_FIELDS = tuple(MATERIAL_FIELD_COLUMNS)
+LIST_DEFAULT_FIELDS = tuple(f for f in ALL_MATERIAL_FIELDS if f != "structure")
+
+
+def parse_fields(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields=public_id,energy_above_hull`` → validated tuple; unknown names are a 400 naming them."""
+    if not raw:
+        return default
+    wanted = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in wanted if name not in MATERIAL_FIELD_COLUMNS]
+    if unknown or not wanted:
+        raise serializers.ValidationError(
+            {"fields": [f"unknown field(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL_MATERIAL_FIELDS)}"]}
+        )
+    return wanted
+
+
+def columns_for(fields: tuple[str, ...], ordering_keys: tuple[str, ...] = ()) -> list[str]:
+    columns = {"id"} | set(ordering_keys)
+    for name in fields:
+        columns.update(MATERIAL_FIELD_COLUMNS[name])
+    return sorted(columns)
+
+
+class OriginSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MaterialOrigin
+        fields = ["kind", "dataset", "source_id", "licence"]
+
+
+class MaterialSerializer(serializers.ModelSerializer):
+    """A catalog material; energies in eV/atom from the preferred scheme's hull (``hull_scheme``)."""
+
+    energy_above_hull = serializers.FloatField(source="e_above_hull", allow_null=True, read_only=True)
+    hull_scheme = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    origins = OriginSerializer(many=True, read_only=True)
+    structure = serializers.JSONField(read_only=True, help_text="pymatgen Structure.as_dict()")
+
+    class Meta:
+        model = Material
+        fields = list(ALL_MATERIAL_FIELDS)
+        read_only_fields = fields
+
+    def __init__(self, *args, fields: tuple[str, ...] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if fields is not None:
+            for name in set(self.fields) - set(fields):
+                self.fields.pop(name)
+
+
+class HullEntrySerializer(serializers.Serializer):
+    material = serializers.CharField(allow_null=True, help_text="public id; null for a composition-only reference")
+    composition = serializers.CharField()
+    formation_energy_per_atom = serializers.FloatField(allow_null=True, help_text="eV/atom")
+    energy_above_hull = serializers.FloatField(allow_null=True, help_text="eV/atom, 0 on the hull")
+    is_stable = serializers.BooleanField()
+    decomposition_energy = serializers.FloatField(allow_null=True, help_text="eV/atom")
+    decomposition = serializers.JSONField(help_text="products and their fractions of atoms")
+    status = serializers.CharField()
+
+
+class HullSerializer(serializers.Serializer):
+    chemsys = serializers.CharField()
+    scheme = serializers.CharField()
+    revision = serializers.IntegerField()
+    n_entries = serializers.IntegerField()
+    n_stable = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+    entries = HullEntrySerializer(many=True)
+
+
+class CampaignRoundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignRound
+        fields = [
+            "index", "stage", "n_generated", "n_deduplicated", "n_screened", "n_selected", "n_dft_done",
+            "n_dft_failed", "n_new_stable", "n_new_on_hull", "hit_rate", "model_mae", "timings", "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    launched_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id", "name", "elements", "max_elements", "pipelines", "config", "status", "launched_by", "error",
+            "created_at", "updated_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+
+PIPELINES = ("structural", "compositional")
+
+
+class CampaignLaunchSerializer(serializers.Serializer):
+    """What a staff user sends to queue a campaign; the campaign engine picks it up."""
+
+    name = serializers.CharField(max_length=120)
+    elements = serializers.ListField(child=serializers.CharField(max_length=3), min_length=1, max_length=30)
+    max_elements = serializers.IntegerField(min_value=1, max_value=6, default=3)
+    pipelines = serializers.ListField(
+        child=serializers.ChoiceField(choices=PIPELINES), min_length=1, default=list(PIPELINES)
+    )
+    config = serializers.DictField(required=False, default=dict, help_text="budget, screening and DFT settings")
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("must not be blank")
+        if Campaign.objects.filter(name=value).exists():
+            raise serializers.ValidationError(f"a campaign named '{value}' already exists")
+        return value
+
+    def validate_elements(self, value: list[str]) -> list[str]:
+        try:
+            return list(normalize_elements(value))
+        except InvalidQuery as exc:
+            raise serializers.ValidationError(exc.message) from exc
+
+
