@@ -52,8 +52,15 @@ EXPORT_FIELDS = (*EXPORT_COLUMNS, "structure")
 DEFAULT_FIELDS = {
     "jsonl": EXPORT_FIELDS,
     "csv": tuple(EXPORT_COLUMNS),
-    "extxyz": ("public_id", "formula_reduced", "spacegroup_number", "formation_energy_per_atom", "energy_above_hull",
-               "is_stable", "hull_scheme"),
+    "extxyz": (
+        "public_id",
+        "formula_reduced",
+        "spacegroup_number",
+        "formation_energy_per_atom",
+        "energy_above_hull",
+        "is_stable",
+        "hull_scheme",
+    ),
     "cif": ("public_id",),
 }
 CHUNK_SIZE = 2000
@@ -165,8 +172,9 @@ def _cif_zip(queryset, fields, chunk_size) -> Iterator[bytes]:
 WRITERS = {"jsonl": _jsonl, "csv": _csv, "extxyz": _extxyz, "cif": _cif_zip}
 
 
-def stream_export(queryset: QuerySet, fmt: str, fields: tuple[str, ...] | None = None,
-                  chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def stream_export(
+    queryset: QuerySet, fmt: str, fields: tuple[str, ...] | None = None, chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
     """Encoded chunks of the export of ``queryset`` (already filtered and ordered) in ``fmt``."""
     return WRITERS[fmt](queryset, tuple(fields or DEFAULT_FIELDS[fmt]), chunk_size)
 
@@ -180,6 +188,10 @@ def parse_export_fields(raw: str | None, fmt: str) -> tuple[str, ...]:
     unknown = [name for name in wanted if name not in EXPORT_FIELDS]
     if unknown or not wanted:
         raise ValidationError(
-            {"fields": [f"unknown field(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(EXPORT_FIELDS)}"]}
+            {
+                "fields": [
+                    f"unknown field(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(EXPORT_FIELDS)}"
+                ]
+            }
         )
     return wanted

@@ -67,7 +67,9 @@ def _number(help_text: str) -> FloatFilter:
 
 
 class MaterialFilterSet(django_filters.FilterSet):
-    elements = _text("Comma-separated elements the material must contain, e.g. `Li,Fe,O`.", params.ELEMENT_LIST, "Li,Fe,O")
+    elements = _text(
+        "Comma-separated elements the material must contain, e.g. `Li,Fe,O`.", params.ELEMENT_LIST, "Li,Fe,O"
+    )
     exclude_elements = _text("Comma-separated elements the material must not contain.", params.ELEMENT_LIST, "Pb,Cd")
     chemsys = _text("Chemical system, exactly (`Fe-Li-O`) or with wildcards (`Li-*-O`).", params.CHEMSYS, "Li-*-O")
     formula = _text("Reduced formula (`LiFePO4`) or anonymous formula (`ABO3`).", params.FORMULA, "LiFePO4")

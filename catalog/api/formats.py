@@ -51,7 +51,11 @@ def to_extxyz(structure: Mapping, info: Mapping | None = None) -> str:
     matrix = structure["lattice"]["matrix"]
     lattice = " ".join(f"{x:.10g}" for row in matrix for x in row)
     pbc = structure["lattice"].get("pbc", (True, True, True))
-    header = [f'Lattice="{lattice}"', "Properties=species:S:1:pos:R:3", f'pbc="{" ".join("T" if p else "F" for p in pbc)}"']
+    header = [
+        f'Lattice="{lattice}"',
+        "Properties=species:S:1:pos:R:3",
+        f'pbc="{" ".join("T" if p else "F" for p in pbc)}"',
+    ]
     for key, value in (info or {}).items():
         if value is not None:
             header.append(f"{key}={_info_value(value)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from catalog.models import Material, MaterialOrigin
-from catalog.selectors import normalize_elements, InvalidQuery
+from catalog.selectors import InvalidQuery, normalize_elements
 from discovery.models import Campaign, CampaignRound
 
 # Columns each API field needs (for .only()); structure is the big one, left out of lists unless asked for.
@@ -43,7 +43,11 @@ def parse_fields(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [name for name in wanted if name not in MATERIAL_FIELD_COLUMNS]
     if unknown or not wanted:
         raise serializers.ValidationError(
-            {"fields": [f"unknown field(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL_MATERIAL_FIELDS)}"]}
+            {
+                "fields": [
+                    f"unknown field(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL_MATERIAL_FIELDS)}"
+                ]
+            }
         )
     return wanted
 
@@ -106,8 +110,20 @@ class CampaignRoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = CampaignRound
         fields = [
-            "index", "stage", "n_generated", "n_deduplicated", "n_screened", "n_selected", "n_dft_done",
-            "n_dft_failed", "n_new_stable", "n_new_on_hull", "hit_rate", "model_mae", "timings", "created_at",
+            "index",
+            "stage",
+            "n_generated",
+            "n_deduplicated",
+            "n_screened",
+            "n_selected",
+            "n_dft_done",
+            "n_dft_failed",
+            "n_new_stable",
+            "n_new_on_hull",
+            "hit_rate",
+            "model_mae",
+            "timings",
+            "created_at",
             "finished_at",
         ]
         read_only_fields = fields
@@ -119,8 +135,19 @@ class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = [
-            "id", "name", "elements", "max_elements", "pipelines", "config", "status", "launched_by", "error",
-            "created_at", "updated_at", "started_at", "finished_at",
+            "id",
+            "name",
+            "elements",
+            "max_elements",
+            "pipelines",
+            "config",
+            "status",
+            "launched_by",
+            "error",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields
 
@@ -151,5 +178,3 @@ class CampaignLaunchSerializer(serializers.Serializer):
             return list(normalize_elements(value))
         except InvalidQuery as exc:
             raise serializers.ValidationError(exc.message) from exc
-
-

@@ -64,21 +64,36 @@ FIELDS_PARAM = OpenApiParameter(
     description="Comma-separated fields to return, from: " + ", ".join(ALL_MATERIAL_FIELDS),
 )
 PAGE_PARAMS = [
-    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                     description=f"Page size (default {DEFAULT_LIMIT})."),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        description=f"Page size (default {DEFAULT_LIMIT}).",
+    ),
     OpenApiParameter("cursor", str, description="Opaque position from the previous page's `next` link."),
 ]
 FILTER_PARAMS = [
-    OpenApiParameter("elements", {"type": "string", "pattern": params.ELEMENT_LIST}, examples=[
-        OpenApiExample("lithium iron oxides", value="Li,Fe,O")]),
+    OpenApiParameter(
+        "elements",
+        {"type": "string", "pattern": params.ELEMENT_LIST},
+        examples=[OpenApiExample("lithium iron oxides", value="Li,Fe,O")],
+    ),
     OpenApiParameter("exclude_elements", {"type": "string", "pattern": params.ELEMENT_LIST}),
-    OpenApiParameter("chemsys", {"type": "string", "pattern": params.CHEMSYS}, examples=[
-        OpenApiExample("exact", value="Fe-Li-O"), OpenApiExample("wildcard", value="Li-*-O")]),
-    OpenApiParameter("formula", {"type": "string", "pattern": params.FORMULA}, examples=[
-        OpenApiExample("reduced", value="LiFePO4"), OpenApiExample("anonymous", value="ABO3")]),
+    OpenApiParameter(
+        "chemsys",
+        {"type": "string", "pattern": params.CHEMSYS},
+        examples=[OpenApiExample("exact", value="Fe-Li-O"), OpenApiExample("wildcard", value="Li-*-O")],
+    ),
+    OpenApiParameter(
+        "formula",
+        {"type": "string", "pattern": params.FORMULA},
+        examples=[OpenApiExample("reduced", value="LiFePO4"), OpenApiExample("anonymous", value="ABO3")],
+    ),
     OpenApiParameter("origin", {"type": "string", "pattern": params.ORIGIN}),
-    OpenApiParameter("ordering", {"type": "string", "pattern": params.ORDERING}, examples=[
-        OpenApiExample("most stable first", value="energy_above_hull")]),
+    OpenApiParameter(
+        "ordering",
+        {"type": "string", "pattern": params.ORDERING},
+        examples=[OpenApiExample("most stable first", value="energy_above_hull")],
+    ),
     OpenApiParameter("nelements", {"type": "integer", "minimum": 1, "maximum": 118}),
     OpenApiParameter("nelements_min", {"type": "integer", "minimum": 1, "maximum": 118}),
     OpenApiParameter("nelements_max", {"type": "integer", "minimum": 1, "maximum": 118}),
@@ -132,8 +147,12 @@ def _material_queryset(queryset, fields: tuple[str, ...], ordering_keys: tuple[s
         queryset = queryset.select_related("hull_scheme").only(*columns_for(fields, ordering_keys), "hull_scheme__name")
     if "origins" in fields:
         queryset = queryset.prefetch_related(
-            Prefetch("origins", queryset=MaterialOrigin.objects.order_by("id").only(
-                "material_id", "kind", "dataset", "source_id", "licence"))
+            Prefetch(
+                "origins",
+                queryset=MaterialOrigin.objects.order_by("id").only(
+                    "material_id", "kind", "dataset", "source_id", "licence"
+                ),
+            )
         )
     return queryset
 
@@ -154,10 +173,13 @@ class MaterialListView(JSONErrorsMixin, generics.GenericAPIView):
         parameters=[*FILTER_PARAMS, FIELDS_PARAM, *PAGE_PARAMS],
         responses={
             200: OpenApiResponse(
-                inline_serializer("MaterialPage", {
-                    "next": serializers.URLField(allow_null=True),
-                    "results": MaterialSerializer(many=True),
-                }),
+                inline_serializer(
+                    "MaterialPage",
+                    {
+                        "next": serializers.URLField(allow_null=True),
+                        "results": MaterialSerializer(many=True),
+                    },
+                ),
                 examples=[OpenApiExample("one page", value={"next": None, "results": [MATERIAL_EXAMPLE]})],
             ),
             400: ERROR_400,
@@ -186,12 +208,17 @@ class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
     @extend_schema(
         operation_id="materials_retrieve",
         parameters=[
-            OpenApiParameter("format", {"type": "string", "enum": ["json", "cif", "poscar", "extxyz"]},
-                             description="`json` (default): the material with its structure; else the structure file."),
+            OpenApiParameter(
+                "format",
+                {"type": "string", "enum": ["json", "cif", "poscar", "extxyz"]},
+                description="`json` (default): the material with its structure; else the structure file.",
+            ),
         ],
         responses={
-            (200, "application/json"): OpenApiResponse(MaterialSerializer, examples=[
-                OpenApiExample("SrTiO3", value={**MATERIAL_EXAMPLE, "structure": {"@class": "Structure"}})]),
+            (200, "application/json"): OpenApiResponse(
+                MaterialSerializer,
+                examples=[OpenApiExample("SrTiO3", value={**MATERIAL_EXAMPLE, "structure": {"@class": "Structure"}})],
+            ),
             (200, "chemical/x-cif"): OpenApiTypes.STR,
             (200, "text/plain"): OpenApiTypes.STR,
             (200, "chemical/x-extxyz"): OpenApiTypes.STR,
@@ -219,10 +246,17 @@ class HullView(JSONErrorsMixin, APIView):
     @extend_schema(
         operation_id="chemsys_hull",
         parameters=[
-            OpenApiParameter("chemsys", {"type": "string", "pattern": params.CHEMSYS_EXACT}, OpenApiParameter.PATH,
-                             description="e.g. `Fe-Li-O` (any order)"),
-            OpenApiParameter("scheme", {"type": "string", "maxLength": 64, "pattern": r"^[^\x00]*$"},
-                             description="Scheme name (default: the preferred scheme that has this hull)."),
+            OpenApiParameter(
+                "chemsys",
+                {"type": "string", "pattern": params.CHEMSYS_EXACT},
+                OpenApiParameter.PATH,
+                description="e.g. `Fe-Li-O` (any order)",
+            ),
+            OpenApiParameter(
+                "scheme",
+                {"type": "string", "maxLength": 64, "pattern": r"^[^\x00]*$"},
+                description="Scheme name (default: the preferred scheme that has this hull).",
+            ),
         ],
         responses={200: HullSerializer, 404: ERROR_404, 429: ERROR_429},
     )
@@ -242,9 +276,7 @@ class HullView(JSONErrorsMixin, APIView):
             .select_related("energy_record")
             .order_by("e_above_hull", "id")
         )
-        public_ids = dict(
-            Material.objects.filter(hull_entries__in=entries).values_list("id", "public_id")
-        )
+        public_ids = dict(Material.objects.filter(hull_entries__in=entries).values_list("id", "public_id"))
         data = {
             "chemsys": hull.chemsys,
             "scheme": hull.scheme.name,
@@ -296,9 +328,19 @@ class CampaignListView(JSONErrorsMixin, generics.ListCreateAPIView):
         operation_id="campaigns_create",
         request=CampaignLaunchSerializer,
         responses={201: CampaignSerializer, 400: ERROR_400, 401: ERROR_401, 403: ERROR_403, 429: ERROR_429},
-        examples=[OpenApiExample("Li-Fe-O search", request_only=True, value={
-            "name": "li-fe-o-1", "elements": ["Li", "Fe", "O"], "max_elements": 3,
-            "pipelines": ["structural", "compositional"], "config": {"budget": 20}})],
+        examples=[
+            OpenApiExample(
+                "Li-Fe-O search",
+                request_only=True,
+                value={
+                    "name": "li-fe-o-1",
+                    "elements": ["Li", "Fe", "O"],
+                    "max_elements": 3,
+                    "pipelines": ["structural", "compositional"],
+                    "config": {"budget": 20},
+                },
+            )
+        ],
     )
     def post(self, request, *args, **kwargs):
         launch = CampaignLaunchSerializer(data=request.data)
@@ -313,8 +355,9 @@ class CampaignDetailView(JSONErrorsMixin, generics.RetrieveAPIView):
     throttle_classes = READ_THROTTLES
     renderer_classes = [JSONRenderer]
 
-    @extend_schema(operation_id="campaigns_retrieve", responses={200: CampaignSerializer, 404: ERROR_404,
-                                                                   429: ERROR_429})
+    @extend_schema(
+        operation_id="campaigns_retrieve", responses={200: CampaignSerializer, 404: ERROR_404, 429: ERROR_429}
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -329,8 +372,10 @@ class CampaignRoundsView(JSONErrorsMixin, generics.ListAPIView):
         campaign = get_object_or_404(Campaign, pk=self.kwargs["pk"])
         return campaign.rounds.order_by("index")
 
-    @extend_schema(operation_id="campaigns_rounds", responses={200: CampaignRoundSerializer(many=True),
-                                                              404: ERROR_404, 429: ERROR_429})
+    @extend_schema(
+        operation_id="campaigns_rounds",
+        responses={200: CampaignRoundSerializer(many=True), 404: ERROR_404, 429: ERROR_429},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -348,10 +393,16 @@ class ExportView(JSONErrorsMixin, generics.GenericAPIView):
         operation_id="export",
         parameters=[
             *FILTER_PARAMS,
-            OpenApiParameter("format", {"type": "string", "enum": list(EXPORT_FORMATS)},
-                             description="jsonl (default), csv, extxyz, or cif (a ZIP with one CIF per material)."),
-            OpenApiParameter("fields", {"type": "string", "pattern": params.names_pattern(EXPORT_FIELDS)},
-                             description="Columns for jsonl/csv, info keys for extxyz, from: " + ", ".join(EXPORT_FIELDS)),
+            OpenApiParameter(
+                "format",
+                {"type": "string", "enum": list(EXPORT_FORMATS)},
+                description="jsonl (default), csv, extxyz, or cif (a ZIP with one CIF per material).",
+            ),
+            OpenApiParameter(
+                "fields",
+                {"type": "string", "pattern": params.names_pattern(EXPORT_FIELDS)},
+                description="Columns for jsonl/csv, info keys for extxyz, from: " + ", ".join(EXPORT_FIELDS),
+            ),
         ],
         responses={
             (200, "application/jsonl"): OpenApiTypes.BINARY,

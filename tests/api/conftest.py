@@ -24,18 +24,29 @@ def client() -> APIClient:
 @pytest.fixture
 def catalog_rows(db):
     rows = {
-        "nacl": make_material(rocksalt("Na", "Cl", 5.69), e_above_hull=0.0, is_stable=True, dataset="perov",
-                              formation_energy_per_atom=-2.1),
-        "mgo": make_material(rocksalt("Mg", "O", 4.21), e_above_hull=0.05, is_stable=False,
-                             formation_energy_per_atom=-3.0),
-        "srtio3": make_material(perovskite("Sr", "Ti"), e_above_hull=0.0, is_stable=True,
-                                formation_energy_per_atom=-3.5),
-        "batio3": make_material(perovskite("Ba", "Ti"), e_above_hull=0.2, is_stable=False,
-                                formation_energy_per_atom=-3.3),
+        "nacl": make_material(
+            rocksalt("Na", "Cl", 5.69),
+            e_above_hull=0.0,
+            is_stable=True,
+            dataset="perov",
+            formation_energy_per_atom=-2.1,
+        ),
+        "mgo": make_material(
+            rocksalt("Mg", "O", 4.21), e_above_hull=0.05, is_stable=False, formation_energy_per_atom=-3.0
+        ),
+        "srtio3": make_material(
+            perovskite("Sr", "Ti"), e_above_hull=0.0, is_stable=True, formation_energy_per_atom=-3.5
+        ),
+        "batio3": make_material(
+            perovskite("Ba", "Ti"), e_above_hull=0.2, is_stable=False, formation_energy_per_atom=-3.3
+        ),
         "lafeo3": make_material(perovskite("La", "Fe"), e_above_hull=0.01, is_stable=False),
     }
     MaterialOrigin.objects.create(
-        material=rows["lafeo3"], kind=MaterialOrigin.Kind.CAMPAIGN, dataset="campaign:7", source_id="c7-1",
+        material=rows["lafeo3"],
+        kind=MaterialOrigin.Kind.CAMPAIGN,
+        dataset="campaign:7",
+        source_id="c7-1",
         details={"campaign": 7},
     )
     return rows
