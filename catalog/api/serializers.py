@@ -5,7 +5,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from catalog.models import Material, MaterialOrigin
-from catalog.selectors import InvalidQuery, normalize_elements
 from discovery.models import Campaign, CampaignRound
 
 # Columns each API field needs (for .only()); structure is the big one, left out of lists unless asked for.
@@ -152,29 +151,16 @@ class CampaignSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-PIPELINES = ("structural", "compositional")
-
-
 class CampaignLaunchSerializer(serializers.Serializer):
-    """What a staff user sends to queue a campaign; the campaign engine picks it up."""
+    """The settings a staff user sends to queue a campaign (schema only: ``discovery.services`` validates them).
+
+    Further engine settings (``rounds``, ``candidates_per_round``, ``dft_per_round``, ``dft_backend`` ...) are accepted
+    as extra keys; unknown or out-of-range ones are a 400 naming them.
+    """
 
     name = serializers.CharField(max_length=120)
-    elements = serializers.ListField(child=serializers.CharField(max_length=3), min_length=1, max_length=30)
-    max_elements = serializers.IntegerField(min_value=1, max_value=6, default=3)
+    elements = serializers.ListField(child=serializers.CharField(max_length=3), min_length=2)
+    max_elements = serializers.IntegerField(min_value=1, max_value=6, required=False)
     pipelines = serializers.ListField(
-        child=serializers.ChoiceField(choices=PIPELINES), min_length=1, default=list(PIPELINES)
+        child=serializers.ChoiceField(choices=["structural", "compositional"]), min_length=1, required=False
     )
-    config = serializers.DictField(required=False, default=dict, help_text="budget, screening and DFT settings")
-
-    def validate_name(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("must not be blank")
-        if Campaign.objects.filter(name=value).exists():
-            raise serializers.ValidationError(f"a campaign named '{value}' already exists")
-        return value
-
-    def validate_elements(self, value: list[str]) -> list[str]:
-        try:
-            return list(normalize_elements(value))
-        except InvalidQuery as exc:
-            raise serializers.ValidationError(exc.message) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -9,7 +10,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -42,7 +43,7 @@ from catalog.api.throttling import EXPORT_THROTTLES, READ_THROTTLES
 from catalog.models import ChemsysHull, HullEntry, Material, MaterialOrigin
 from catalog.selectors import CRYSTAL_SYSTEMS  # noqa: F401 - documented enum lives with the selector
 from discovery.models import Campaign
-from discovery.services.campaigns import create_campaign
+from discovery.services.campaigns import CampaignConfigError, create_campaign
 
 ERROR_400 = OpenApiResponse(
     inline_serializer(
@@ -332,20 +333,20 @@ class CampaignListView(JSONErrorsMixin, generics.ListCreateAPIView):
             OpenApiExample(
                 "Li-Fe-O search",
                 request_only=True,
-                value={
-                    "name": "li-fe-o-1",
-                    "elements": ["Li", "Fe", "O"],
-                    "max_elements": 3,
-                    "pipelines": ["structural", "compositional"],
-                    "config": {"budget": 20},
-                },
+                value={"name": "li-fe-o-1", "elements": ["Li", "Fe", "O"], "max_elements": 3,
+                       "pipelines": ["structural", "compositional"]},
             )
         ],
     )
     def post(self, request, *args, **kwargs):
-        launch = CampaignLaunchSerializer(data=request.data)
-        launch.is_valid(raise_exception=True)
-        campaign = create_campaign(launched_by=request.user, **launch.validated_data)
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["send a JSON object with the campaign's settings"]})
+        try:
+            campaign = create_campaign(dict(request.data), user=request.user, launch=True)
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except CampaignConfigError as exc:
+            raise ValidationError({field: [message] for field, message in exc.errors.items()}) from exc
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
 
