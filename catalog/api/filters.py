@@ -58,6 +58,28 @@ class FloatFilter(django_filters.NumberFilter):
     field_class = forms.FloatField
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """'true'/'false' (or 1/0); anything else is an error rather than "no constraint"."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value in (True, "true", "True", "1"):
+            return True
+        if value in (False, "false", "False", "0"):
+            return False
+        raise forms.ValidationError(f"'{value}' is not a boolean; use true or false")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 def _integer(help_text: str, low: int, high: int) -> IntegerFilter:
     return IntegerFilter(method="_noop", help_text=help_text, min_value=low, max_value=high)
 
@@ -80,7 +102,7 @@ class MaterialFilterSet(django_filters.FilterSet):
     energy_above_hull_max = _number("Energy above the hull, eV/atom, inclusive upper bound.")
     formation_energy_per_atom_min = _number("Formation energy, eV/atom, inclusive lower bound.")
     formation_energy_per_atom_max = _number("Formation energy, eV/atom, inclusive upper bound.")
-    is_stable = django_filters.BooleanFilter(method="_noop", help_text="On the convex hull of its scheme.")
+    is_stable = StrictBooleanFilter(method="_noop", help_text="On the convex hull of its scheme.")
     spacegroup_number = _integer("International space group number.", 1, 230)
     crystal_system = django_filters.ChoiceFilter(
         method="_noop", choices=[(c, c) for c in CRYSTAL_SYSTEMS], help_text="Crystal system."

@@ -1,11 +1,31 @@
 from __future__ import annotations
 
+import functools
+
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from catalog.models import MaterialOrigin
-from tests.factories import make_material, perovskite, rocksalt
+from tests.factories import make_material
+from tests.factories import perovskite as _perovskite
+from tests.factories import rocksalt as _rocksalt
+
+
+
+@functools.cache
+def _cached(builder, *args):
+    return builder(*args)
+
+
+def rocksalt(*args):
+    """Structure.from_spacegroup costs ~1 s for Fm-3m; build each prototype once per session."""
+    return _cached(_rocksalt, *args).copy()
+
+
+def perovskite(*args):
+    return _cached(_perovskite, *args).copy()
+
 
 UNTHROTTLED = {"anon": None, "user": None, "anon_export": None, "user_export": None}
 
