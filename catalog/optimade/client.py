@@ -14,7 +14,7 @@ from pymatgen.core import Structure
 USER_AGENT = "gnomon-import-optimade/0.1"
 STRUCTURE_FIELDS = (
     "lattice_vectors", "cartesian_site_positions", "species_at_sites", "species", "dimension_types",
-    "nperiodic_dimensions", "chemical_formula_reduced", "last_modified",
+    "nperiodic_dimensions", "nsites", "chemical_formula_reduced", "structure_features", "last_modified",
 )
 
 

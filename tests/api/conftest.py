@@ -12,7 +12,6 @@ from tests.factories import perovskite as _perovskite
 from tests.factories import rocksalt as _rocksalt
 
 
-
 @functools.cache
 def _cached(builder, *args):
     return builder(*args)
