@@ -182,7 +182,7 @@ def stream_export(
 def parse_export_fields(raw: str | None, fmt: str) -> tuple[str, ...]:
     from rest_framework.exceptions import ValidationError
 
-    if not raw:
+    if raw is None:
         return DEFAULT_FIELDS[fmt]
     wanted = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     unknown = [name for name in wanted if name not in EXPORT_FIELDS]

@@ -161,6 +161,9 @@ class MaterialFilterSet(django_filters.FilterSet):
 
 def search_from_params(query_params) -> tuple[MaterialQuery, object]:
     """Validate request parameters and return (query, ordered queryset); a bad parameter raises the 400."""
+    empty = [name for name in MaterialFilterSet.base_filters if query_params.get(name) == ""]
+    if empty:
+        raise ValidationError({name: ["must not be empty; leave the parameter out for no constraint"] for name in empty})
     filterset = MaterialFilterSet(data=query_params, queryset=Material.objects.all())
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+STALE_CURSOR = "this cursor is not a position in this list; follow the `next` link of a page with the same filters"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -43,15 +44,15 @@ def decode_cursor(cursor: str, keys: list[tuple[str, bool]], model) -> list:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError({"cursor": ["invalid cursor; use the `next` link of the previous page"]}) from exc
+        raise NotFound(STALE_CURSOR) from exc
     if not isinstance(values, list) or len(values) != len(keys):
-        raise ValidationError({"cursor": ["cursor does not match the ordering; keep the same `ordering` across pages"]})
+        raise NotFound(STALE_CURSOR)
     clean = []
     for (name, _), value in zip(keys, values, strict=True):
         try:
             clean.append(None if value is None else model._meta.get_field(name).clean(value, None))
         except (DjangoValidationError, TypeError, ValueError) as exc:
-            raise ValidationError({"cursor": ["invalid cursor"]}) from exc
+            raise NotFound(STALE_CURSOR) from exc
     return clean
 
 
@@ -88,7 +89,7 @@ class KeysetPage:
     @staticmethod
     def _limit(request) -> int:
         raw = request.query_params.get("limit")
-        if raw in (None, ""):
+        if raw is None:
             return DEFAULT_LIMIT
         try:
             limit = int(raw)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from catalog.api import params
 from catalog.models import Material, MaterialOrigin
 from discovery.models import Campaign, CampaignRound
 
@@ -36,7 +38,7 @@ LIST_DEFAULT_FIELDS = tuple(f for f in ALL_MATERIAL_FIELDS if f != "structure")
 
 def parse_fields(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     """``fields=public_id,energy_above_hull`` → validated tuple; unknown names are a 400 naming them."""
-    if not raw:
+    if raw is None:
         return default
     wanted = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     unknown = [name for name in wanted if name not in MATERIAL_FIELD_COLUMNS]
@@ -82,6 +84,17 @@ class MaterialSerializer(serializers.ModelSerializer):
         if fields is not None:
             for name in set(self.fields) - set(fields):
                 self.fields.pop(name)
+
+
+class MaterialFieldsSerializer(MaterialSerializer):
+    """Schema of a list item: any subset of the material's fields, as chosen with ``fields``."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            field.read_only = False
+            field.required = False
+        return fields
 
 
 class HullEntrySerializer(serializers.Serializer):
@@ -158,8 +171,10 @@ class CampaignLaunchSerializer(serializers.Serializer):
     as extra keys; unknown or out-of-range ones are a 400 naming them.
     """
 
-    name = serializers.CharField(max_length=120)
-    elements = serializers.ListField(child=serializers.CharField(max_length=3), min_length=2)
+    name = serializers.CharField(max_length=120, validators=[RegexValidator(r"^\S.*$")])
+    elements = serializers.ListField(
+        child=serializers.CharField(validators=[RegexValidator(rf"^{params.ELEMENT}$")]), min_length=2
+    )
     max_elements = serializers.IntegerField(min_value=1, max_value=6, required=False)
     pipelines = serializers.ListField(
         child=serializers.ChoiceField(choices=["structural", "compositional"]), min_length=1, required=False

@@ -21,7 +21,16 @@ class AnonReadThrottle(_SettingsRate, AnonRateThrottle):
     scope = "anon"
 
 
-class UserReadThrottle(_SettingsRate, UserRateThrottle):
+class _AuthenticatedOnly(UserRateThrottle):
+    """DRF's user throttle also counts anonymous requests by IP; here the anonymous rates alone apply to those."""
+
+    def get_cache_key(self, request, view):
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return super().get_cache_key(request, view)
+
+
+class UserReadThrottle(_SettingsRate, _AuthenticatedOnly):
     scope = "user"
 
 
@@ -29,7 +38,7 @@ class AnonExportThrottle(_SettingsRate, AnonRateThrottle):
     scope = "anon_export"
 
 
-class UserExportThrottle(_SettingsRate, UserRateThrottle):
+class UserExportThrottle(_SettingsRate, _AuthenticatedOnly):
     scope = "user_export"
 
 

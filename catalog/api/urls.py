@@ -9,7 +9,7 @@ urlpatterns = [
     path("materials/<str:public_id>/", views.MaterialDetailView.as_view(), name="material-detail"),
     path("chemsys/<str:chemsys>/hull/", views.HullView.as_view(), name="chemsys-hull"),
     path("campaigns/", views.CampaignListView.as_view(), name="campaign-list"),
-    path("campaigns/<int:pk>/", views.CampaignDetailView.as_view(), name="campaign-detail"),
-    path("campaigns/<int:pk>/rounds/", views.CampaignRoundsView.as_view(), name="campaign-rounds"),
+    path("campaigns/<str:pk>/", views.CampaignDetailView.as_view(), name="campaign-detail"),
+    path("campaigns/<str:pk>/rounds/", views.CampaignRoundsView.as_view(), name="campaign-rounds"),
     path("export/", views.ExportView.as_view(), name="export"),
 ]

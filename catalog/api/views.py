@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +36,7 @@ from catalog.api.serializers import (
     CampaignRoundSerializer,
     CampaignSerializer,
     HullSerializer,
+    MaterialFieldsSerializer,
     MaterialSerializer,
     columns_for,
     parse_fields,
@@ -128,6 +130,8 @@ class JSONErrorsMixin:
     """Errors are always JSON (whatever file format was asked for), and an unknown ``format`` is a 400."""
 
     def perform_content_negotiation(self, request, force=False):
+        if not force and request.query_params.get("format") == "":
+            raise ValidationError({"format": ["must not be empty; leave it out for the default"]})
         try:
             return super().perform_content_negotiation(request, force=force)
         except Http404 as exc:
@@ -178,12 +182,13 @@ class MaterialListView(JSONErrorsMixin, generics.GenericAPIView):
                     "MaterialPage",
                     {
                         "next": serializers.URLField(allow_null=True),
-                        "results": MaterialSerializer(many=True),
+                        "results": MaterialFieldsSerializer(many=True),
                     },
                 ),
                 examples=[OpenApiExample("one page", value={"next": None, "results": [MATERIAL_EXAMPLE]})],
             ),
             400: ERROR_400,
+            404: OpenApiResponse(DETAIL, description="The cursor is not a position in this list."),
             429: ERROR_429,
         },
     )
@@ -255,11 +260,11 @@ class HullView(JSONErrorsMixin, APIView):
             ),
             OpenApiParameter(
                 "scheme",
-                {"type": "string", "maxLength": 64, "pattern": r"^[^\x00]*$"},
+                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[^\x00]+$"},
                 description="Scheme name (default: the preferred scheme that has this hull).",
             ),
         ],
-        responses={200: HullSerializer, 404: ERROR_404, 429: ERROR_429},
+        responses={200: HullSerializer, 400: ERROR_400, 404: ERROR_404, 429: ERROR_429},
     )
     def get(self, request, chemsys: str):
         if not params.matches(params.CHEMSYS_EXACT, chemsys):
@@ -267,6 +272,8 @@ class HullView(JSONErrorsMixin, APIView):
         elements = sorted(set(chemsys.split("-")))
         hulls = ChemsysHull.objects.select_related("scheme").filter(chemsys="-".join(elements))
         scheme = request.query_params.get("scheme")
+        if scheme is not None and (not scheme or "\x00" in scheme or len(scheme) > 64):
+            raise ValidationError({"scheme": ["a scheme name: 1 to 64 characters, no NUL"]})
         if scheme:
             hulls = hulls.filter(scheme__name=scheme)
         hull = hulls.order_by("scheme__display_priority", "scheme__name").first()
@@ -302,6 +309,13 @@ class HullView(JSONErrorsMixin, APIView):
         return Response(HullSerializer(data).data)
 
 
+def _campaign_id(raw: str) -> int:
+    """Campaign ids in URLs: anything that is not a positive integer is simply not found (a JSON 404)."""
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise NotFound(f"no campaign '{raw[:40]}'")
+    return int(raw)
+
+
 class IsStaffOrReadOnly(permissions.BasePermission):
     message = "launching a campaign needs the token of a staff user"
 
@@ -316,6 +330,7 @@ class CampaignListView(JSONErrorsMixin, generics.ListCreateAPIView):
 
     queryset = Campaign.objects.select_related("launched_by").order_by("-created_at", "-id")
     serializer_class = CampaignSerializer
+    parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsStaffOrReadOnly]
     throttle_classes = READ_THROTTLES
     renderer_classes = [JSONRenderer]
@@ -370,7 +385,7 @@ class CampaignRoundsView(JSONErrorsMixin, generics.ListAPIView):
     filter_backends: list = []
 
     def get_queryset(self):
-        campaign = get_object_or_404(Campaign, pk=self.kwargs["pk"])
+        campaign = get_object_or_404(Campaign, pk=_campaign_id(self.kwargs["pk"]))
         return campaign.rounds.order_by("index")
 
     @extend_schema(

@@ -74,8 +74,10 @@ def test_filters(client, catalog_rows, query, expected):
         ("fields=public_id,colour", "fields"),
         ("limit=0", "limit"),
         ("limit=5000", "limit"),
-        ("cursor=!!!", "cursor"),
-        ("cursor=WzEsMiwzXQ", "cursor"),
+        ("limit=", "limit"),
+        ("fields=", "fields"),
+        ("origin=", "origin"),
+        ("nelements=", "nelements"),
         ("origin=a%20b", "origin"),
     ],
 )
@@ -84,6 +86,12 @@ def test_bad_parameters_are_400_naming_the_parameter(client, catalog_rows, query
     assert response.status_code == 400, response.content
     body = response.json()
     assert param in body and body[param][0]
+
+
+@pytest.mark.parametrize("cursor", ["!!!", "WzEsMiwzXQ", "WyJhIl0", "%12"])
+def test_a_cursor_that_is_not_from_a_next_link_is_404(client, catalog_rows, cursor):
+    response = client.get(f"{URL}?cursor={cursor}&ordering=-energy_above_hull")
+    assert response.status_code == 404 and "next" in response.json()["detail"]
 
 
 def test_fields_selects_columns(client, catalog_rows):
