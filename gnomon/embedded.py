@@ -8,10 +8,8 @@ exports the URLs to its children, so every process talks to the same servers.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -28,41 +26,31 @@ def _private_runtime_dir(var_dir: Path) -> None:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
 
 
-def start_postgres(var_dir: Path, database: str = "gnomon") -> str:
-    """Start (or reuse) the embedded PostgreSQL and return a ``DATABASE_URL`` for it."""
+def start_postgres(var_dir: Path, database: str = "gnomon", *, stop_at_exit: bool = False):
+    """Start (or reuse) the embedded PostgreSQL; return ``(DATABASE_URL, server handle)``.
+
+    With ``stop_at_exit`` the server stops when this process exits (the quick start); otherwise it keeps running for
+    the next command, which reuses it (a plain ``manage.py`` call without ``DATABASE_URL``).
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    _private_runtime_dir(var_dir)  # before the import: pgserver reads XDG_RUNTIME_DIR for its lock file
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedServiceError(
             "DATABASE_URL is unset and the 'pgserver' package is missing: install requirements.txt or set DATABASE_URL"
         ) from exc
-    var_dir.mkdir(parents=True, exist_ok=True)
-    _private_runtime_dir(var_dir)
     pgdata = var_dir / "pgdata"
     # pgserver (as root) runs postgres as a system user and needs the data dir's parent to exist.
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
         raise EmbeddedServiceError(f"invalid embedded database name {database!r}: use lowercase letters, digits, _")
-    server = pgserver.get_server(str(pgdata), cleanup_mode=None)
+    server = pgserver.get_server(str(pgdata), cleanup_mode="stop" if stop_at_exit else None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608 - validated above
     if "1" not in exists.split("\n", 2)[-1]:
         server.psql(f"CREATE DATABASE {database};")
     uri = server.get_uri(database)
-    return uri.replace("postgresql://", "postgres://", 1)
-
-
-def stop_postgres(var_dir: Path) -> None:
-    pgdata = var_dir / "pgdata"
-    pg_ctl = shutil.which("pg_ctl")
-    try:
-        import pgserver._commands as commands  # type: ignore[import-not-found]
-
-        commands.pg_ctl(["-D", str(pgdata), "-m", "fast", "stop"], user=None)
-        return
-    except Exception as exc:  # noqa: BLE001 - best effort shutdown, fall back to the system pg_ctl
-        logging.getLogger(__name__).debug("pgserver pg_ctl stop failed (%s); trying the system pg_ctl", exc)
-    if pg_ctl:
-        subprocess.run([pg_ctl, "-D", str(pgdata), "-m", "fast", "stop"], check=False)
+    return uri.replace("postgresql://", "postgres://", 1), server
 
 
 def start_redis(var_dir: Path) -> tuple[str, subprocess.Popen]:

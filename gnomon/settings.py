@@ -92,7 +92,7 @@ TEMPLATES = [
 if not os.environ.get("DATABASE_URL"):
     from gnomon.embedded import start_postgres
 
-    os.environ["DATABASE_URL"] = start_postgres(VAR_DIR)
+    os.environ["DATABASE_URL"], _embedded_postgres = start_postgres(VAR_DIR)
 DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
