@@ -35,7 +35,7 @@ def _encode_value(value):
 
 
 def encode_cursor(row, keys: list[tuple[str, bool]]) -> str:
-    values = [_encode_value(getattr(row, name)) for name, _ in keys]
+    values = [_encode_value(row[name]) for name, _ in keys]
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
@@ -73,16 +73,19 @@ def after_cursor(keys: list[tuple[str, bool]], values: list) -> Q:
 
 
 class KeysetPage:
-    """Slice one page of an ordered queryset; the response has ``next`` (or null) and ``results``."""
+    """Slice one page of an ordered queryset; the response has ``next`` (or null) and ``results``.
 
-    def __init__(self, request, queryset, ordering: tuple[str, ...]):
+    ``fetch`` turns the sliced queryset into rows (dicts with the sort keys).
+    """
+
+    def __init__(self, request, queryset, ordering: tuple[str, ...], fetch=list):
         self.request = request
         self.keys = sort_keys(ordering)
         self.limit = self._limit(request)
         cursor = request.query_params.get("cursor")
         if cursor:
             queryset = queryset.filter(after_cursor(self.keys, decode_cursor(cursor, self.keys, queryset.model)))
-        rows = list(queryset[: self.limit + 1])
+        rows = fetch(queryset[: self.limit + 1])
         self.has_next = len(rows) > self.limit
         self.rows = rows[: self.limit]
 

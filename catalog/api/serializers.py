@@ -60,6 +60,32 @@ def columns_for(fields: tuple[str, ...], ordering_keys: tuple[str, ...] = ()) ->
     return sorted(columns)
 
 
+# API field → key in a ``.values()`` row, where they differ.
+_VALUE_KEYS = {"energy_above_hull": "e_above_hull", "hull_scheme": "hull_scheme__name"}
+
+
+def material_values(queryset, fields: tuple[str, ...], ordering_keys: tuple[str, ...] = ()) -> list[dict]:
+    """Rows of ``queryset`` as ``.values()`` dicts with what ``fields`` need (no model instances: lists stay cheap)."""
+    columns = set(columns_for(fields, ordering_keys)) - {"hull_scheme"}
+    if "hull_scheme" in fields:
+        columns.add("hull_scheme__name")
+    return list(queryset.values(*sorted(columns)))
+
+
+def represent_materials(rows: list[dict], fields: tuple[str, ...]) -> list[dict]:
+    """``material_values`` rows → API dicts (the ``MaterialSerializer`` shape); origins in one extra query."""
+    origins: dict[int, list[dict]] = {}
+    if "origins" in fields and rows:
+        for origin in MaterialOrigin.objects.filter(material_id__in=[r["id"] for r in rows]).order_by("id").values(
+            "material_id", "kind", "dataset", "source_id", "licence"
+        ):
+            origins.setdefault(origin.pop("material_id"), []).append(origin)
+    keys = [(name, _VALUE_KEYS.get(name, name)) for name in fields]
+    return [
+        {name: origins.get(row["id"], []) if name == "origins" else row[key] for name, key in keys} for row in rows
+    ]
+
+
 class OriginSerializer(serializers.ModelSerializer):
     class Meta:
         model = MaterialOrigin

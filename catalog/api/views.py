@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import Prefetch
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -38,11 +37,12 @@ from catalog.api.serializers import (
     HullSerializer,
     MaterialFieldsSerializer,
     MaterialSerializer,
-    columns_for,
+    material_values,
     parse_fields,
+    represent_materials,
 )
 from catalog.api.throttling import EXPORT_THROTTLES, READ_THROTTLES
-from catalog.models import ChemsysHull, HullEntry, Material, MaterialOrigin
+from catalog.models import ChemsysHull, HullEntry, Material
 from catalog.selectors import CRYSTAL_SYSTEMS  # noqa: F401 - documented enum lives with the selector
 from discovery.models import Campaign
 from discovery.services.campaigns import CampaignConfigError, create_campaign
@@ -145,23 +145,6 @@ class JSONErrorsMixin:
         return super().finalize_response(request, response, *args, **kwargs)
 
 
-def _material_queryset(queryset, fields: tuple[str, ...], ordering_keys: tuple[str, ...] = ()):
-    """Load only the columns the response needs; one extra query for origins when asked for."""
-    queryset = queryset.only(*columns_for(fields, ordering_keys))
-    if "hull_scheme" in fields:
-        queryset = queryset.select_related("hull_scheme").only(*columns_for(fields, ordering_keys), "hull_scheme__name")
-    if "origins" in fields:
-        queryset = queryset.prefetch_related(
-            Prefetch(
-                "origins",
-                queryset=MaterialOrigin.objects.order_by("id").only(
-                    "material_id", "kind", "dataset", "source_id", "licence"
-                ),
-            )
-        )
-    return queryset
-
-
 class MaterialListView(JSONErrorsMixin, generics.GenericAPIView):
     """Search the catalog with Materials-Project-style filters; keyset (cursor) pagination."""
 
@@ -196,8 +179,10 @@ class MaterialListView(JSONErrorsMixin, generics.GenericAPIView):
         fields = parse_fields(request.query_params.get("fields"), LIST_DEFAULT_FIELDS)
         query, queryset = search_from_params(request.query_params)
         ordering_keys = tuple(key.lstrip("-") for key in query.ordering)
-        page = KeysetPage(request, _material_queryset(queryset, fields, ordering_keys), query.ordering)
-        return page.response(MaterialSerializer(page.rows, many=True, fields=fields).data)
+        page = KeysetPage(
+            request, queryset, query.ordering, fetch=lambda qs: material_values(qs, fields, ordering_keys)
+        )
+        return page.response(represent_materials(page.rows, fields))
 
 
 class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
@@ -209,7 +194,7 @@ class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
     lookup_field = "public_id"
 
     def get_queryset(self):
-        return _material_queryset(Material.objects.all(), ALL_MATERIAL_FIELDS)
+        return Material.objects.all()
 
     @extend_schema(
         operation_id="materials_retrieve",
@@ -234,11 +219,13 @@ class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
         },
     )
     def get(self, request, public_id: str):
-        material = get_object_or_404(self.get_queryset(), public_id=public_id)
-        data = MaterialSerializer(material).data
+        rows = material_values(Material.objects.filter(public_id=public_id), ALL_MATERIAL_FIELDS)
+        if not rows:
+            raise NotFound(f"no material '{public_id[:40]}'")
+        data = represent_materials(rows, ALL_MATERIAL_FIELDS)[0]
         fmt = request.accepted_renderer.format
         if fmt in ("cif", "poscar", "extxyz"):
-            name = f"{material.public_id}.{'vasp' if fmt == 'poscar' else fmt}"
+            name = f"{public_id}.{'vasp' if fmt == 'poscar' else fmt}"
             return Response(data, headers={"Content-Disposition": f'inline; filename="{name}"'})
         return Response(data)
 

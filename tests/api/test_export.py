@@ -74,7 +74,25 @@ def test_bad_parameters(client, catalog_rows, query, param):
     assert response["Content-Type"] == "application/json"
 
 
-def test_stream_is_chunked_through_a_server_side_cursor(catalog_rows, django_assert_max_num_queries):
-    """Chunks are yielded as rows arrive: several chunks for several chunk sizes' worth of rows."""
-    chunks = list(stream_export(Material.objects.order_by("id"), "jsonl", ("public_id",), chunk_size=2))
-    assert [len(c.splitlines()) for c in chunks] == [2, 2, 1]
+def test_streams_come_in_chunks(catalog_rows, monkeypatch):
+    """Rows go out as they arrive: several blocks for several blocks' worth of rows, in both export paths."""
+    from catalog.api import export
+
+    monkeypatch.setattr(export, "COPY_BLOCK", 1)  # every COPY row becomes a block
+    chunks = list(stream_export(Material.objects.order_by("id"), "jsonl", ("public_id",)))
+    assert len(chunks) == 5 and all(c.count(b"\n") == 1 for c in chunks)
+    frames = list(stream_export(Material.objects.order_by("id"), "extxyz", ("public_id",), chunk_size=2))
+    assert len(frames) == 3
+
+
+def test_jsonl_escapes_awkward_text(catalog_rows):
+    """PostgreSQL writes the JSON; quotes, backslashes, newlines and non-ASCII must survive as one valid line each."""
+    from catalog.models import Scheme
+
+    awkward = 'PBE "fast"\\ γ\nline2\x01'
+    scheme = Scheme.objects.create(name=awkward, kind=Scheme.Kind.FORMATION_ENERGY)
+    Material.objects.update(hull_scheme=scheme)
+    lines = b"".join(stream_export(Material.objects.order_by("id"), "jsonl", ("public_id", "hull_scheme"))).splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["hull_scheme"] == awkward for line in lines)
+    rows = list(csv.reader(io.StringIO(b"".join(stream_export(Material.objects.all(), "csv", ("hull_scheme",))).decode())))
+    assert rows[1] == [awkward]
