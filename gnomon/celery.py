@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+import gnomon.logging  # noqa: F401 - connects the Celery signals that put task ids into log lines
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gnomon.settings")
 
 app = Celery("gnomon")

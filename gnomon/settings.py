@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from gnomon.logging import build_logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -31,6 +33,8 @@ if not SECRET_KEY:
     if not DEBUG:
         raise RuntimeError("SECRET_KEY must be set when GNOMON_DEBUG is off")
     SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production"  # noqa: S105 - DEBUG only
+if not DEBUG and not os.environ.get("ALLOWED_HOSTS", "").strip():
+    raise RuntimeError("ALLOWED_HOSTS must be set when GNOMON_DEBUG is off (comma-separated host names)")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -59,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gnomon.logging.RequestIdMiddleware",
+    "gnomon.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,6 +96,8 @@ TEMPLATES = [
 ]
 
 if not os.environ.get("DATABASE_URL"):
+    if not DEBUG:
+        raise RuntimeError("DATABASE_URL must be set when GNOMON_DEBUG is off (no embedded PostgreSQL in production)")
     from gnomon.embedded import start_postgres
 
     os.environ["DATABASE_URL"], _embedded_postgres = start_postgres(VAR_DIR)
@@ -160,9 +168,33 @@ GNOMON_IMPORT_WORKERS = int(os.environ.get("GNOMON_IMPORT_WORKERS", str(os.cpu_c
 GNOMON_IMPORT_BATCH_SIZE = int(os.environ.get("GNOMON_IMPORT_BATCH_SIZE", "500"))
 MP_API_KEY = os.environ.get("MP_API_KEY", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("GNOMON_LOG_LEVEL", "INFO")},
-}
+# Logging: one line per event on stderr, JSON (production default) or text (development default), each line carrying
+# the request id (X-Request-ID honoured) or the Celery task id. See gnomon/logging.py.
+GNOMON_LOG_FORMAT = os.environ.get("GNOMON_LOG_FORMAT", "text" if DEBUG else "json")
+LOGGING = build_logging_config(GNOMON_LOG_FORMAT, os.environ.get("GNOMON_LOG_LEVEL", "INFO"))
+
+# Health check (/healthz): seconds each dependency check may take before it counts as failing.
+GNOMON_HEALTHZ_TIMEOUT = float(os.environ.get("GNOMON_HEALTHZ_TIMEOUT", "3"))
+
+# Production (GNOMON_DEBUG=0): secrets, hosts and broker only from the environment (checked above), HTTPS everywhere.
+# Gnomon is meant to sit behind a TLS-terminating reverse proxy that sets X-Forwarded-Proto; `manage.py check --deploy`
+# is clean with the defaults below. See docs/deployment.md.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", int(os.environ.get("GNOMON_DB_CONNECT_TIMEOUT", "10"))
+)
+if not DEBUG:
+    if not os.environ.get("CELERY_BROKER_URL"):
+        raise RuntimeError("CELERY_BROKER_URL must be set when GNOMON_DEBUG is off")
+    if env_bool("GNOMON_BEHIND_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("GNOMON_SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("GNOMON_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GNOMON_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("GNOMON_HSTS_PRELOAD", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"

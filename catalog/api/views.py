@@ -43,7 +43,6 @@ from catalog.api.serializers import (
 )
 from catalog.api.throttling import EXPORT_THROTTLES, READ_THROTTLES
 from catalog.models import ChemsysHull, HullEntry, Material
-from catalog.selectors import CRYSTAL_SYSTEMS  # noqa: F401 - documented enum lives with the selector
 from discovery.models import Campaign
 from discovery.services.campaigns import CampaignConfigError, create_campaign
 
