@@ -6,7 +6,8 @@ Measures, in one run against one PostgreSQL database (``BENCH_DATABASE_URL``, de
 
 - export throughput (materials/s) of ``catalog.api.export.stream_export`` for JSON Lines (with structures), CSV and
   extended XYZ over the whole table, each in a fresh process;
-- peak resident memory of that process for 1k rows vs the whole table (flat = constant memory);
+- growth of that process's resident memory (VmRSS sampled during the export, minus before) for 1k rows vs the whole
+  table (flat = constant memory);
 - the naive baseline in the same run: ``MaterialSerializer(queryset, many=True).data`` over a fully materialised
   queryset, then ``json.dumps`` per row — throughput and peak memory at 1k and ``BENCH_NAIVE_ROWS`` rows;
 - p50/p95 latency of filtered ``GET /api/v1/materials/`` requests (Django test client, full view stack) on the table.
@@ -133,7 +134,16 @@ def populate(target: int) -> int:
     return Material.objects.count()
 
 
-def measure_export(fmt: str, rows: int | None) -> dict:
+def rss_mb() -> float:
+    """Current resident set size (MB): sampled while the export runs (ru_maxrss would only show import peaks)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_export(fmt: str, rows: int | None, without_structure: bool = False) -> dict:
     """One export in this (fresh) process: seconds, rows, bytes, peak RSS."""
     from catalog.api.export import stream_export
     from catalog.models import Material
@@ -143,19 +153,24 @@ def measure_export(fmt: str, rows: int | None) -> dict:
     if rows is not None:
         cutoff = Material.objects.order_by("id").values_list("id", flat=True)[rows - 1]
         queryset = queryset.filter(id__lte=cutoff)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak = rss_mb()
     started = time.perf_counter()
     n_bytes = 0
     n_lines = 0
-    for chunk in stream_export(queryset, fmt):
+    from catalog.api.export import EXPORT_COLUMNS
+
+    fields = tuple(EXPORT_COLUMNS) if without_structure else None
+    for i, chunk in enumerate(stream_export(queryset, fmt, fields)):
         n_bytes += len(chunk)
         if fmt == "jsonl":
             n_lines += chunk.count(b"\n")
+        if i % 16 == 0:
+            peak = max(peak, rss_mb())
     seconds = time.perf_counter() - started
+    peak = max(peak, rss_mb())
     count = n_lines if fmt == "jsonl" else (rows or Material.objects.count())
-    return {"format": fmt, "rows": count, "seconds": seconds, "rows_per_s": count / seconds, "mbytes": n_bytes / 1e6,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_mb": rss_before / 1024}
+    return {"format": fmt + (" (no structure)" if without_structure else ""), "rows": count, "seconds": seconds, "rows_per_s": count / seconds, "mbytes": n_bytes / 1e6,
+            "peak_rss_mb": peak, "rss_before_mb": rss_before, "rss_growth_mb": peak - rss_before}
 
 
 def measure_naive(rows: int) -> dict:
@@ -164,15 +179,16 @@ def measure_naive(rows: int) -> dict:
     from catalog.models import Material
 
     fields = tuple(f for f in ALL_MATERIAL_FIELDS if f != "origins")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = rss_mb()
     started = time.perf_counter()
     queryset = list(Material.objects.select_related("hull_scheme").order_by("id")[:rows])
     data = MaterialSerializer(queryset, many=True, fields=fields).data
     body = "\n".join(json.dumps(row) for row in data).encode()
     seconds = time.perf_counter() - started
+    peak = rss_mb()  # everything is still alive here: the high-water mark
     return {"format": "jsonl (naive)", "rows": len(queryset), "seconds": seconds, "rows_per_s": len(queryset) / seconds,
-            "mbytes": len(body) / 1e6, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_mb": rss_before / 1024}
+            "mbytes": len(body) / 1e6, "peak_rss_mb": peak, "rss_before_mb": rss_before,
+            "rss_growth_mb": peak - rss_before}
 
 
 def measure_latency(requests: int) -> dict:
@@ -229,7 +245,8 @@ def main() -> None:
         setup_django()
         kind = sys.argv[2]
         if kind == "export":
-            result = measure_export(sys.argv[3], int(sys.argv[4]) if sys.argv[4] != "all" else None)
+            result = measure_export(sys.argv[3], int(sys.argv[4]) if sys.argv[4] != "all" else None,
+                                    without_structure=len(sys.argv) > 5 and sys.argv[5] == "scalar")
         elif kind == "naive":
             result = measure_naive(int(sys.argv[3]))
         else:
@@ -244,16 +261,17 @@ def main() -> None:
     print(f"table: {total:,} materials (populate {time.monotonic() - started:.0f} s)", flush=True)
 
     exports = []
-    for fmt, rows in [("jsonl", "1000"), ("jsonl", "all"), ("csv", "all"), ("extxyz", "all")]:
-        result = child("export", fmt, rows)
-        print(f"    export {fmt} {result['rows']:,} rows: {result['rows_per_s']:,.0f}/s, "
-              f"peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    for fmt, rows, *variant in [("jsonl", "1000"), ("jsonl", "all"), ("csv", "all"), ("extxyz", "all"),
+                                ("jsonl", "all", "scalar")]:
+        result = child("export", fmt, rows, *variant)
+        print(f"    export {result['format']} {result['rows']:,} rows: {result['rows_per_s']:,.0f}/s, "
+              f"RSS growth {result['rss_growth_mb']:.1f} MB", flush=True)
         exports.append(result)
     naive = []
     for rows in (1000, min(NAIVE_ROWS, total)):
         result = child("naive", str(rows))
         print(f"    naive {result['rows']:,} rows: {result['rows_per_s']:,.0f}/s, "
-              f"peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+              f"RSS growth {result['rss_growth_mb']:.1f} MB", flush=True)
         naive.append(result)
     latency = child("latency", str(LATENCY_REQUESTS))
     print(f"    list latency p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms", flush=True)
@@ -269,14 +287,15 @@ def main() -> None:
             "jsonl_materials_per_s": jsonl_all["rows_per_s"],
             "csv_materials_per_s": exports[2]["rows_per_s"],
             "extxyz_materials_per_s": exports[3]["rows_per_s"],
-            "peak_rss_mb_1k": exports[0]["peak_rss_mb"],
-            f"peak_rss_mb_{jsonl_all['rows']}": jsonl_all["peak_rss_mb"],
+            "jsonl_no_structure_materials_per_s": exports[4]["rows_per_s"],
+            "rss_growth_mb_1k": exports[0]["rss_growth_mb"],
+            f"rss_growth_mb_{jsonl_all['rows']}": jsonl_all["rss_growth_mb"],
             "list_p95_ms": latency["p95_ms"],
         },
         "baseline": {
             "naive_materials_per_s": naive_big["rows_per_s"],
-            "naive_peak_rss_mb_1k": naive[0]["peak_rss_mb"],
-            f"naive_peak_rss_mb_{naive_big['rows']}": naive_big["peak_rss_mb"],
+            "naive_rss_growth_mb_1k": naive[0]["rss_growth_mb"],
+            f"naive_rss_growth_mb_{naive_big['rows']}": naive_big["rss_growth_mb"],
         },
         "speedup": jsonl_all["rows_per_s"] / naive_big["rows_per_s"],
         "goals": {"export_materials_per_s": 20000, "list_p95_ms": 50, "table_rows": 1_000_000},

@@ -17,6 +17,7 @@ from django.db.models import Exists, OuterRef, Q
 from lark import Token, v_args
 from optimade.filterparser import LarkParser
 from optimade.filtertransformers import BaseTransformer
+from pymatgen.core import Composition
 
 from catalog.models import MaterialOrigin
 from catalog.optimade.fields import COLUMNS, NOT_QUERYABLE, PROVIDER_PREFIX, pymatgen_anonymous
@@ -251,11 +252,9 @@ class DjangoQueryTransformer(BaseTransformer):
             lookup = {"CONTAINS": "contains", "STARTS": "startswith", "ENDS": "endswith"}[operator]
             return Leaf(Q(**{f"{column}__{lookup}": value}), Q(**{f"{column}__isnull": False}))
         leaf = self._scalar(name, column, rhs, self._as_string, "a string")
-        if rhs[0] == "op" and rhs[1] in ("=", "!=") and name == "chemical_formula_anonymous":
-            # Narrow through pymatgen's indexed column first; the derived value keeps the exact semantics.
-            indexed = pymatgen_anonymous(rhs[2])
-            if indexed and rhs[1] == "=":
-                leaf.q &= Q(formula_anonymous=indexed)
+        if rhs[0] == "op" and rhs[1] == "=":
+            # Narrow through pymatgen's indexed columns first; the derived value keeps the exact semantics.
+            leaf.q &= _indexed_formula(name, rhs[2])
         return leaf
 
     def _elements(self, name, column, rhs):
@@ -313,6 +312,18 @@ class DjangoQueryTransformer(BaseTransformer):
             raise FilterNotImplemented(f"'{name}' supports = and IS KNOWN / IS UNKNOWN")
         value = self._as_number(name, rhs[2])
         return Leaf(Q(Exists(campaigns.filter(details__campaign=value))), Q(Exists(campaigns)))
+
+
+def _indexed_formula(name: str, value: str) -> Q:
+    if name == "chemical_formula_anonymous":
+        indexed = pymatgen_anonymous(value)
+        return Q(formula_anonymous=indexed) if indexed else EVERYTHING
+    if name == "chemical_formula_reduced":
+        try:
+            return Q(formula_reduced=Composition(value).reduced_formula)
+        except Exception:  # noqa: BLE001 - not a formula pymatgen reads: no narrowing, the exact check still applies
+            return EVERYTHING
+    return EVERYTHING
 
 
 _PARSER = None

@@ -103,3 +103,10 @@ def test_official_validator_reports_zero_failures(live_server, catalog_rows):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "FAILURES" not in output.replace("OPTIONAL TEST FAILURES", ""), output
+
+
+def test_structures_query_count_is_constant(client, catalog_rows, django_assert_max_num_queries):
+    # filtered count, total count, the page, the page's origins
+    with django_assert_max_num_queries(4):
+        body = client.get(f'{BASE}/structures?filter=elements HAS "O"&page_limit=3').json()
+    assert len(body["data"]) == 3 and body["meta"]["data_returned"] == 4 and body["meta"]["data_available"] == 5
