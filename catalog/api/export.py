@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.functions import Cast
@@ -106,7 +107,10 @@ def _copy(queryset: QuerySet, expressions: dict, options: str) -> Iterator[bytes
     """``COPY (<the queryset's SQL>) TO STDOUT``; the SQL is the ORM's, with every value a bound parameter."""
     names = [f"x_{i}" for i in range(len(expressions))]
     rows = queryset.annotate(**dict(zip(names, expressions.values(), strict=True))).values_list(*names)
-    sql, params = rows.query.sql_with_params()
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:  # a search that cannot match anything (e.g. min > max) compiles to no SQL at all
+        return
     connection.ensure_connection()
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy:
         block = bytearray()

@@ -11,7 +11,7 @@ import pytest
 from ase.io import read
 from pymatgen.core import Structure
 
-from catalog.api.export import stream_export
+from catalog.api.export import DEFAULT_FIELDS, stream_export
 from catalog.models import Material
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +59,17 @@ def test_cif_zip(client, catalog_rows):
     assert names == sorted(f"{catalog_rows[k].public_id}.cif" for k in ("nacl", "mgo"))
     structure = Structure.from_str(archive.read(names[0]).decode(), fmt="cif")
     assert structure.composition.reduced_formula in ("NaCl", "MgO")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "extxyz", "cif"])
+def test_a_search_that_cannot_match_exports_nothing(client, catalog_rows, fmt):
+    data = body(client.get(f"{URL}?format={fmt}&nelements_min=3&nelements_max=2"))
+    if fmt == "csv":
+        assert data.decode().splitlines() == [",".join(DEFAULT_FIELDS["csv"])]
+    elif fmt == "cif":
+        assert zipfile.ZipFile(io.BytesIO(data)).namelist() == []
+    else:
+        assert data == b""
 
 
 def test_format_by_accept_header(client, catalog_rows):
