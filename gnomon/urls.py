@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("optimade/", include("catalog.optimade.urls")),
     path("healthz", healthz, name="healthz"),
+    path("", include("frontend.urls")),
 ]

@@ -1,84 +1,219 @@
-"""Campaign lifecycle (stand-in until the campaign engine lands: same signature as its ``create_campaign``).
+"""Campaign lifecycle: create, launch, pause, resume, cancel, retry failed jobs — and the round state machine.
 
-Only what the REST API needs: store a campaign from raw settings, validated here, and queue it. The engine's version
-(branch of the campaigns issue) replaces this module whole; callers depend only on ``create_campaign(raw, *, user,
-launch)``, ``PermissionDenied`` for non-staff users and ``CampaignConfigError.errors`` (field → message).
+Every state lives in PostgreSQL; Celery messages only nudge ``advance_campaign``, which is idempotent and takes a row
+lock, so a killed worker, a Redis restart or a duplicate message can delay a campaign but never corrupt it. The beat
+task ``resume_stalled_campaigns`` re-sends the nudge for campaigns that stopped moving.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from pymatgen.core import Element
+from django.utils import timezone
 
-from discovery.models import Campaign
+from discovery.campaign_config import CampaignConfig, CampaignConfigError, validate
+from discovery.models import Campaign, CampaignRound, DFTJob
 
 logger = logging.getLogger(__name__)
-PIPELINES = ("structural", "compositional")
+
+ACTIVE = (Campaign.Status.QUEUED, Campaign.Status.RUNNING)
+# Stages of one round, in order. "verifying" waits for the round's DFT jobs to reach a terminal state.
+STAGES = ("generate", "screen", "verify", "verifying", "fold", "retrain", "done")
+TERMINAL_JOB_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 
 
-class CampaignConfigError(ValueError):
-    """Invalid campaign settings; ``errors`` maps field name → message."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+class CampaignStateError(ValueError):
+    """The requested transition is not allowed from the campaign's current status."""
 
 
-def _validate(raw: dict[str, Any]) -> dict[str, Any]:
-    errors: dict[str, str] = {}
-    name = str(raw.get("name", "")).strip()
-    if not name:
-        errors["name"] = "a campaign needs a name"
-    elif len(name) > 120:
-        errors["name"] = "at most 120 characters"
-    elements = raw.get("elements")
-    if not isinstance(elements, list) or len({e for e in elements if isinstance(e, str)}) < 2:
-        errors["elements"] = "list at least two distinct elements, e.g. [\"Li\", \"Mn\", \"O\"]"
-        elements = []
-    elif bad := [e for e in elements if not (isinstance(e, str) and Element.is_valid_symbol(e))]:
-        errors["elements"] = f"not chemical elements: {', '.join(map(str, bad))}"
-    pipelines = raw.get("pipelines", ["structural"])
-    if not isinstance(pipelines, list) or not pipelines or any(p not in PIPELINES for p in pipelines):
-        errors["pipelines"] = f"choose one or both of {', '.join(PIPELINES)}"
-    max_elements = raw.get("max_elements", min(3, len(set(elements)) or 3))
-    if isinstance(max_elements, bool) or not isinstance(max_elements, int) or not 1 <= max_elements <= 6:
-        errors["max_elements"] = f"'{max_elements}' is not an integer in [1, 6]"
-    elif elements and max_elements > len(set(elements)):
-        errors["max_elements"] = f"{max_elements} is more than the {len(set(elements))} elements allowed"
-    if errors:
-        raise CampaignConfigError(errors)
-    extra = {k: v for k, v in raw.items() if k not in ("name", "elements", "pipelines", "max_elements")}
-    return {"name": name, "elements": sorted(set(elements)), "pipelines": list(dict.fromkeys(pipelines)),
-            "max_elements": max_elements, "config": extra}
-
-
-def create_campaign(raw: dict[str, Any], *, user, launch: bool = False) -> Campaign:
-    """Validate settings and store a draft campaign (queued at once with ``launch``; the engine is nudged on commit)."""
+def _require_staff(user) -> None:
     if user is None or not getattr(user, "is_staff", False):
         raise PermissionDenied("only staff users can launch or change campaigns")
-    values = _validate(dict(raw))
-    try:
-        with transaction.atomic():
-            campaign = Campaign.objects.create(
-                **values,
-                launched_by=user,
-                status=Campaign.Status.QUEUED if launch else Campaign.Status.DRAFT,
-            )
-    except IntegrityError as exc:
-        raise CampaignConfigError({"name": f"a campaign named '{values['name']}' already exists"}) from exc
-    if launch:
-        transaction.on_commit(lambda: _nudge(campaign.pk))
-    return campaign
 
 
 def _nudge(campaign_id: int) -> None:
+    """Ask a worker to advance the campaign once the current transaction has committed."""
+    from discovery.tasks import advance_campaign_task
+
+    transaction.on_commit(lambda: advance_campaign_task.delay(campaign_id))
+
+
+def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool = False) -> Campaign:
+    """Validate settings and store a draft campaign (queued at once with ``launch``)."""
+    _require_staff(user)
+    config = raw if isinstance(raw, CampaignConfig) else validate(dict(raw))
     try:
-        from discovery.tasks import advance_campaign_task  # type: ignore[attr-defined]
-    except ImportError:
-        logger.info("campaign %s queued; the campaign engine (discovery.tasks) is not installed", campaign_id)
-        return
-    advance_campaign_task.delay(campaign_id)
+        with transaction.atomic():
+            campaign = Campaign.objects.create(
+                name=config.name,
+                elements=config.elements,
+                max_elements=config.max_elements,
+                pipelines=config.pipelines,
+                config=config.as_dict(),
+                launched_by=user,
+            )
+    except IntegrityError as exc:
+        raise CampaignConfigError({"name": f"a campaign named '{config.name}' already exists"}) from exc
+    if launch:
+        launch_campaign(campaign, user=user)
+    return campaign
+
+
+def campaign_config(campaign: Campaign) -> CampaignConfig:
+    return validate(dict(campaign.config))
+
+
+def _transition(campaign: Campaign, allowed_from: tuple[str, ...], to: str, *, user) -> Campaign:
+    _require_staff(user)
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status not in allowed_from:
+            raise CampaignStateError(
+                f"campaign '{locked.name}' is {locked.status}; this needs one of: {', '.join(allowed_from)}"
+            )
+        locked.status = to
+        if to == Campaign.Status.QUEUED and locked.started_at is None:
+            locked.started_at = timezone.now()
+        if to in (Campaign.Status.CANCELLED, Campaign.Status.COMPLETED, Campaign.Status.FAILED):
+            locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "started_at", "finished_at", "updated_at"])
+        if to == Campaign.Status.QUEUED:
+            _nudge(locked.pk)
+        if to == Campaign.Status.CANCELLED:
+            DFTJob.objects.filter(candidate__round__campaign=locked, state=DFTJob.State.QUEUED).update(
+                state=DFTJob.State.CANCELLED, finished_at=timezone.now()
+            )
+    return locked
+
+
+def launch_campaign(campaign: Campaign, *, user) -> Campaign:
+    return _transition(campaign, (Campaign.Status.DRAFT,), Campaign.Status.QUEUED, user=user)
+
+
+def pause_campaign(campaign: Campaign, *, user) -> Campaign:
+    return _transition(campaign, ACTIVE, Campaign.Status.PAUSED, user=user)
+
+
+def resume_campaign(campaign: Campaign, *, user) -> Campaign:
+    return _transition(campaign, (Campaign.Status.PAUSED, Campaign.Status.FAILED), Campaign.Status.QUEUED, user=user)
+
+
+def cancel_campaign(campaign: Campaign, *, user) -> Campaign:
+    allowed = (Campaign.Status.DRAFT, Campaign.Status.QUEUED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+    return _transition(campaign, allowed, Campaign.Status.CANCELLED, user=user)
+
+
+def retry_failed_jobs(campaign: Campaign, *, user) -> int:
+    """Re-queue the campaign's failed DFT jobs; returns how many."""
+    _require_staff(user)
+    with transaction.atomic():
+        jobs = list(
+            DFTJob.objects.select_for_update().filter(candidate__round__campaign=campaign, state=DFTJob.State.FAILED)
+        )
+        for job in jobs:
+            job.state = DFTJob.State.QUEUED
+            job.error_class = ""
+            job.error_message = ""
+            job.save(update_fields=["state", "error_class", "error_message"])
+        if jobs:
+            round_ids = {job.candidate.round_id for job in jobs if job.candidate_id}
+            CampaignRound.objects.filter(pk__in=round_ids, stage__in=("fold", "retrain", "done")).update(stage="verifying")
+            if campaign.status in (Campaign.Status.COMPLETED, Campaign.Status.FAILED):
+                Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.QUEUED, finished_at=None)
+            _enqueue_jobs([job.pk for job in jobs])
+            _nudge(campaign.pk)
+    return len(jobs)
+
+
+def _enqueue_jobs(job_ids: list[int]) -> None:
+    from discovery.tasks import run_dft_job
+
+    def send() -> None:
+        for job_id in job_ids:
+            run_dft_job.delay(job_id)
+
+    transaction.on_commit(send)
+
+
+@dataclass
+class AdvanceResult:
+    campaign_id: int
+    action: str
+
+
+def advance_campaign(campaign_id: int) -> AdvanceResult:
+    """Run the next step of a campaign, if any. Safe to call any number of times, from any worker."""
+    from discovery.services import campaign_stages as stages
+
+    failure = ""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update(skip_locked=True).filter(pk=campaign_id).first()
+        if campaign is None:
+            return AdvanceResult(campaign_id, "busy-or-missing")
+        if campaign.status not in ACTIVE:
+            return AdvanceResult(campaign_id, f"idle ({campaign.status})")
+        config = campaign_config(campaign)
+        if campaign.status == Campaign.Status.QUEUED:
+            campaign.status = Campaign.Status.RUNNING
+            campaign.started_at = campaign.started_at or timezone.now()
+            campaign.save(update_fields=["status", "started_at", "updated_at"])
+        if campaign.started_at and timezone.now() - campaign.started_at > timedelta(hours=config.wall_clock_hours):
+            return _finish(campaign, "wall-clock cap reached")
+        current = campaign.rounds.order_by("-index").first()
+        if current is None or current.stage == "done":
+            if current is not None and current.index + 1 >= config.rounds:
+                return _finish(campaign, "all rounds done")
+            current = CampaignRound.objects.create(
+                campaign=campaign, index=0 if current is None else current.index + 1, stage="generate"
+            )
+        try:
+            with transaction.atomic():  # a failing stage rolls back its own writes only
+                action = stages.run_stage(campaign, current, config)
+        except stages.StageWaiting as waiting:
+            return AdvanceResult(campaign_id, f"waiting: {waiting}")
+        except Exception as exc:  # noqa: BLE001 - any stage error fails the campaign with a readable reason
+            logger.exception("campaign %s round %s stage %s failed", campaign.pk, current.index, current.stage)
+            failure = f"round {current.index}, stage {current.stage}: {type(exc).__name__}: {exc}"
+            campaign.status = Campaign.Status.FAILED
+            campaign.error = failure[:2000]
+            campaign.finished_at = timezone.now()
+            campaign.save(update_fields=["status", "error", "finished_at", "updated_at"])
+            return AdvanceResult(campaign_id, "failed")
+        Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
+        _nudge(campaign.pk)
+        return AdvanceResult(campaign_id, action)
+
+
+def _finish(campaign: Campaign, why: str) -> AdvanceResult:
+    campaign.status = Campaign.Status.COMPLETED
+    campaign.finished_at = timezone.now()
+    campaign.error = "" if why == "all rounds done" else why
+    campaign.save(update_fields=["status", "finished_at", "error", "updated_at"])
+    return AdvanceResult(campaign.pk, f"completed: {why}")
+
+
+def resume_stalled_campaigns(stalled_after: timedelta = timedelta(minutes=2)) -> list[int]:
+    """Beat task body: re-nudge active campaigns that have not moved lately, and re-send lost DFT jobs.
+
+    A Redis restart can drop queued messages; rows in PostgreSQL still say what is pending, so we send them again.
+    Re-sending is harmless because every stage and job is idempotent.
+    """
+    cutoff = timezone.now() - stalled_after
+    stalled = list(Campaign.objects.filter(status__in=ACTIVE, updated_at__lt=cutoff).values_list("pk", flat=True))
+    lost_jobs = list(
+        DFTJob.objects.filter(
+            candidate__round__campaign_id__in=stalled, state=DFTJob.State.QUEUED, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    from discovery.tasks import advance_campaign_task, run_dft_job
+
+    for job_id in lost_jobs:
+        run_dft_job.delay(job_id)
+    for campaign_id in stalled:
+        advance_campaign_task.delay(campaign_id)
+    return stalled

@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""Retrospective discovery benchmark: does Gnomon's screening + acquisition find stable materials faster than chance?
+
+A labelled pool is hidden; each round the campaign's screening ensemble predicts every pool member, the acquisition rule
+(mean − κ·std, lowest first) picks a batch to "verify", an oracle reveals the hidden labels instead of running DFT, the
+revealed members join the training set, the ensemble is retrained, and the next round begins. Random selection from the
+same pool runs alongside. Per round we report the hit rate (stable picks / picks), the discovery acceleration factor
+DAF = hit rate / prevalence of stable materials in the pool, and the same for random selection.
+
+Pools:
+- perov_5 (Castelli et al. 2012): 7,572 perovskites; "stable" = heat_ref ≤ 0.2 eV/atom (prevalence ≈ 1.6%, most
+  possible DAF ≈ 60). Model: the GNN ensemble of ``discovery.screening`` on structures.
+- Bartel et al. 2020: MP compositions; "stable" = published Ed ≤ 0 (prevalence ≈ 40%, most possible DAF ≈ 2.5). Model:
+  an MLP ensemble on Magpie composition features predicting Ef; predicted Ed = predicted Ef − the hull energy of the
+  known (training-split) phases at that composition.
+
+Usage: python benchmarks/discovery_retrospective.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import write_result  # noqa: E402
+
+STABLE_HEAT_REF = 0.2  # eV/atom, the perov_5 study's stability window
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("GNOMON_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def active_learning(
+    n_pool: int,
+    stable: np.ndarray,
+    initial: np.ndarray,
+    fit_predict,
+    rounds: int,
+    per_round: int,
+    kappa: float,
+    rng: np.random.Generator,
+) -> dict:
+    """Generic loop. ``fit_predict(train_idx, predict_idx) -> (mean, std)`` of the quantity whose low values mean stable."""
+    prevalence = float(stable.mean())
+    labelled = set(initial.tolist())
+    random_labelled = set(initial.tolist())
+    per_round_results = []
+    for r in range(rounds):
+        started = time.monotonic()
+        hidden = np.array(sorted(set(range(n_pool)) - labelled))
+        mean, std = fit_predict(np.array(sorted(labelled)), hidden)
+        score = mean - kappa * std
+        picks = hidden[np.argsort(score, kind="stable")[:per_round]]
+        hit_rate = float(stable[picks].mean())
+        labelled.update(picks.tolist())
+        random_hidden = np.array(sorted(set(range(n_pool)) - random_labelled))
+        random_picks = rng.choice(random_hidden, size=per_round, replace=False)
+        random_hit = float(stable[random_picks].mean())
+        random_labelled.update(random_picks.tolist())
+        per_round_results.append(
+            {
+                "round": r,
+                "picks": int(per_round),
+                "hits": int(stable[picks].sum()),
+                "hit_rate": hit_rate,
+                "daf": hit_rate / prevalence,
+                "random_hit_rate": random_hit,
+                "daf_random": random_hit / prevalence,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+        print(f"  round {r}: hit rate {hit_rate:.3f} (DAF {hit_rate / prevalence:.1f}); random {random_hit:.3f}", flush=True)
+    return {"prevalence": prevalence, "rounds": per_round_results}
+
+
+# --- perov_5 -----------------------------------------------------------------------------------------------------
+
+
+def load_perov5(limit: int | None):
+    from pymatgen.io.cif import CifParser
+
+    structures, heat_ref = [], []
+    csv.field_size_limit(10**8)
+    for split in ("val", "test"):
+        with open(data_dir() / "cdvae" / "perov_5" / f"{split}.csv") as fh:
+            for row in csv.DictReader(fh):
+                structures.append(CifParser.from_str(row["cif"]).parse_structures(primitive=False)[0])
+                heat_ref.append(float(row["heat_ref"]))
+                if limit and len(structures) >= limit:
+                    return structures, np.array(heat_ref)
+    return structures, np.array(heat_ref)
+
+
+def perov5(options) -> dict:
+    from discovery.screening.ensemble import train_ensemble
+    from discovery.screening.graphs import GraphFeaturizer
+    from discovery.screening.model import ModelConfig
+    from discovery.screening.training import Split, TrainingConfig, predict_graphs
+
+    structures, heat_ref = load_perov5(options.limit)
+    stable = heat_ref <= STABLE_HEAT_REF
+    print(f"perov_5: {len(structures)} structures, prevalence {stable.mean():.4f}", flush=True)
+    model_config = ModelConfig()
+    graphs = GraphFeaturizer().graphs(structures)
+    rng = np.random.default_rng(options.seed)
+    initial = rng.choice(len(structures), size=options.initial, replace=False)
+
+    def fit_predict(train_idx: np.ndarray, predict_idx: np.ndarray):
+        order = rng.permutation(train_idx)
+        n_val = max(1, len(order) // 10)
+        train_graphs = [graphs[i] for i in order]
+        split = Split(train=list(range(n_val, len(order))), val=list(range(n_val)), test=[])
+        result = train_ensemble(
+            train_graphs,
+            heat_ref[order],
+            split,
+            size=options.ensemble,
+            model_config=model_config,
+            config=TrainingConfig(epochs=options.epochs, patience=5, seed=options.seed),
+        )
+        pool_graphs = [graphs[i] for i in predict_idx]
+        predictions = np.array([predict_graphs(m, pool_graphs) for m in result.ensemble.models])
+        return predictions.mean(axis=0), predictions.std(axis=0)
+
+    return active_learning(
+        len(structures), stable, initial, fit_predict, options.rounds, options.per_round, options.kappa, rng
+    )
+
+
+# --- Bartel 2020 ---------------------------------------------------------------------------------------------------
+
+
+def read_split(kind: str, split: str) -> dict[str, float]:
+    with open(data_dir() / "bartel2020_mp_stability" / kind / f"{split}.csv") as fh:
+        return {row["formula"]: float(row["target"]) for row in csv.DictReader(fh)}
+
+
+def hull_energies_of_known(pool: list[str], known: dict[str, float]) -> np.ndarray:
+    """Formation energy of the known phases' hull at each pool composition (eV/atom); elements at 0."""
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition, Element
+
+    by_elements: dict[frozenset, list] = defaultdict(list)
+    for formula, ef in known.items():
+        comp = Composition(formula)
+        by_elements[frozenset(el.symbol for el in comp.elements)].append(PDEntry(comp, ef * comp.num_atoms))
+    result = np.zeros(len(pool))
+    groups: dict[frozenset, list[int]] = defaultdict(list)
+    comps = [Composition(f) for f in pool]
+    for i, comp in enumerate(comps):
+        groups[frozenset(el.symbol for el in comp.elements)].append(i)
+    for elements, indices in groups.items():
+        members = sorted(elements)
+        phases = [
+            entry
+            for size in range(1, len(members) + 1)
+            for subset in combinations(members, size)
+            for entry in by_elements.get(frozenset(subset), ())
+        ]
+        phases += [PDEntry(Composition(el), 0.0) for el in elements]
+        diagram = PhaseDiagram(phases, elements=[Element(e) for e in sorted(elements)])
+        for i in indices:
+            result[i] = diagram.get_hull_energy_per_atom(comps[i])
+    return result
+
+
+def bartel(options) -> dict:
+    import torch
+    from discovery.generation.compositional import CompositionFeaturizer
+
+    known = {**read_split("Ef", "train"), **read_split("Ef", "val")}
+    pool_ef = read_split("Ef", "test")
+    pool_ed = read_split("Ed", "test")
+    pool = sorted(pool_ef)[: options.bartel_limit] if options.bartel_limit else sorted(pool_ef)
+    stable = np.array([pool_ed[f] <= 0 for f in pool])
+    print(f"Bartel: {len(pool)} pool compositions, {len(known)} known; prevalence {stable.mean():.3f}", flush=True)
+    started = time.monotonic()
+    hull = hull_energies_of_known(pool, known)
+    print(f"  hull energies of known phases in {time.monotonic() - started:.0f} s", flush=True)
+    featurizer = CompositionFeaturizer()
+    x_known = featurizer.transform(list(known))
+    y_known = np.array(list(known.values()))
+    x_pool = featurizer.transform(pool)
+    y_pool = np.array([pool_ef[f] for f in pool])
+    mu, sigma = x_known.mean(axis=0), x_known.std(axis=0) + 1e-8
+    rng = np.random.default_rng(options.seed)
+    initial = rng.choice(len(pool), size=min(options.initial, len(pool) // 10), replace=False)
+
+    def fit_predict(train_idx: np.ndarray, predict_idx: np.ndarray):
+        x = np.vstack([x_known, x_pool[train_idx]])
+        y = np.concatenate([y_known, y_pool[train_idx]])
+        xt = torch.tensor((x - mu) / sigma, dtype=torch.float32)
+        yt = torch.tensor(y, dtype=torch.float32)
+        xp = torch.tensor((x_pool[predict_idx] - mu) / sigma, dtype=torch.float32)
+        members = []
+        for k in range(options.ensemble):
+            torch.manual_seed(options.seed * 100 + k)
+            net = torch.nn.Sequential(
+                torch.nn.Linear(xt.shape[1], 256), torch.nn.SiLU(), torch.nn.Linear(256, 128), torch.nn.SiLU(),
+                torch.nn.Linear(128, 1),
+            )
+            optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+            for _epoch in range(options.mlp_epochs):
+                perm = torch.randperm(len(xt))
+                for start in range(0, len(xt), 512):
+                    idx = perm[start : start + 512]
+                    loss = torch.nn.functional.l1_loss(net(xt[idx]).squeeze(-1), yt[idx])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+            with torch.no_grad():
+                members.append(net(xp).squeeze(-1).numpy())
+        predictions = np.array(members)
+        predicted_ed = predictions - hull[predict_idx][None, :]
+        return predicted_ed.mean(axis=0), predicted_ed.std(axis=0)
+
+    return active_learning(len(pool), stable, initial, fit_predict, options.rounds, options.per_round_bartel, 0.0, rng)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small pools for a smoke run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-round", type=int, default=50)
+    parser.add_argument("--per-round-bartel", type=int, default=200)
+    parser.add_argument("--initial", type=int, default=600)
+    parser.add_argument("--ensemble", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--mlp-epochs", type=int, default=15)
+    parser.add_argument("--kappa", type=float, default=0.5)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--bartel-limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip", choices=["perov5", "bartel"], action="append", default=[])
+    options = parser.parse_args()
+    if options.quick:
+        options.limit, options.bartel_limit, options.rounds, options.epochs = 1500, 2000, 3, 5
+        options.initial, options.ensemble, options.mlp_epochs = 300, 2, 5
+    started = time.monotonic()
+    results = {}
+    if "perov5" not in options.skip:
+        results["perov5"] = perov5(options)
+    if "bartel" not in options.skip:
+        results["bartel"] = bartel(options)
+    metrics, baseline = {}, {}
+    for pool, result in results.items():
+        last = result["rounds"][-1]
+        metrics[f"{pool}_daf_last_round"] = last["daf"]
+        metrics[f"{pool}_hit_rate_last_round"] = last["hit_rate"]
+        metrics[f"{pool}_prevalence"] = result["prevalence"]
+        baseline[f"{pool}_daf_random_last_round"] = last["daf_random"]
+    speedup_pool = "perov5" if "perov5" in results else next(iter(results))
+    last = results[speedup_pool]["rounds"][-1]
+    write_result(
+        "discovery_retrospective",
+        metrics,
+        baseline,
+        last["daf"] / max(last["daf_random"], 1e-9),
+        extra={
+            "daf": {pool: [r["daf"] for r in res["rounds"]] for pool, res in results.items()},
+            "daf_random": {pool: [r["daf_random"] for r in res["rounds"]] for pool, res in results.items()},
+            "per_round": results,
+            "settings": {k: v for k, v in vars(options).items() if k != "skip"},
+            "wall_seconds": round(time.monotonic() - started, 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""A campaign's settings, validated in one place for the admin form, the API and ``launch_campaign --config``.
+
+Pure module (no Django). ``CampaignConfigError.errors`` maps each bad field to a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Element
+
+PIPELINES = ("structural", "compositional")
+DFT_BACKENDS = ("gpaw", "vasp", "ml")
+DFT_PRESETS = ("fast", "standard", "bootstrap")
+
+# (low, high) inclusive bounds of every numeric budget; out-of-range values get a message quoting them.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "max_elements": (1, 6),
+    "rounds": (1, 50),
+    "candidates_per_round": (1, 100_000),
+    "dft_per_round": (1, 1_000),
+    "wall_clock_hours": (0.01, 720),
+    "ensemble_size": (1, 10),
+    "epochs": (1, 500),
+    "kappa": (0.0, 5.0),
+    "max_predicted_e_above_hull": (-1.0, 2.0),
+    "cap_per_chemsys": (1, 1_000),
+    "max_atoms": (1, 64),
+}
+
+
+class CampaignConfigError(ValueError):
+    """Invalid campaign settings; ``errors`` maps field name → message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass
+class CampaignConfig:
+    """Budget, screening and DFT settings of one campaign (energies in eV/atom)."""
+
+    name: str
+    elements: list[str]
+    max_elements: int = 3
+    pipelines: list[str] = field(default_factory=lambda: ["structural"])
+    rounds: int = 3
+    candidates_per_round: int = 200
+    dft_per_round: int = 4
+    wall_clock_hours: float = 24.0
+    ensemble_size: int = 3
+    epochs: int = 20
+    kappa: float = 1.0
+    max_predicted_e_above_hull: float = 0.1
+    cap_per_chemsys: int = 2
+    max_atoms: int = 8
+    dft_backend: str = "gpaw"
+    dft_preset: str = "fast"
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate(raw: dict[str, Any]) -> CampaignConfig:
+    """Check every field and return a normalised config, or raise ``CampaignConfigError`` listing all problems."""
+    known = {f.name for f in fields(CampaignConfig)}
+    errors: dict[str, str] = {}
+    for key in raw:
+        if key not in known:
+            errors[key] = f"unknown setting; known settings: {', '.join(sorted(known))}"
+    values = {k: v for k, v in raw.items() if k in known}
+
+    name = str(values.get("name", "")).strip()
+    if not name:
+        errors["name"] = "a campaign needs a name"
+    elif len(name) > 120:
+        errors["name"] = "at most 120 characters"
+    values["name"] = name
+
+    elements_raw = values.get("elements", [])
+    if isinstance(elements_raw, str):
+        elements_raw = [e for e in elements_raw.replace(",", " ").replace("-", " ").split() if e]
+    if not isinstance(elements_raw, list | tuple) or not elements_raw:
+        errors["elements"] = "the element space is empty; list at least two elements, e.g. Li, Mn, O"
+    else:
+        unknown = [e for e in elements_raw if not (isinstance(e, str) and Element.is_valid_symbol(e.strip()))]
+        if unknown:
+            errors["elements"] = f"not chemical elements: {', '.join(map(str, unknown))}"
+        elif len(set(elements_raw)) < 2:
+            errors["elements"] = "a discovery campaign needs at least two distinct elements"
+        values["elements"] = sorted({e.strip() for e in elements_raw if isinstance(e, str)})
+
+    pipelines = values.get("pipelines", ["structural"])
+    if isinstance(pipelines, str):
+        pipelines = [p.strip() for p in pipelines.split(",") if p.strip()]
+    bad = [p for p in pipelines if p not in PIPELINES]
+    if not pipelines or bad:
+        errors["pipelines"] = f"choose one or both of {', '.join(PIPELINES)}" + (f" (got {', '.join(bad)})" if bad else "")
+    values["pipelines"] = list(dict.fromkeys(pipelines))
+
+    for key, (low, high) in BOUNDS.items():
+        if key not in values:
+            continue
+        value = values[key]
+        kind = float if isinstance(low, float) or isinstance(high, float) else int
+        try:
+            number = kind(value)
+            if kind is int and float(value) != number:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors[key] = f"'{value}' is not a{'n integer' if kind is int else ' number'}"
+            continue
+        if not (low <= number <= high):
+            errors[key] = f"{number} is out of range [{low}, {high}]"
+        values[key] = number
+
+    if "elements" not in errors and "max_elements" not in errors:
+        max_elements = values.setdefault("max_elements", min(CampaignConfig.max_elements, len(values["elements"])))
+        if max_elements > len(values["elements"]):
+            errors["max_elements"] = f"{max_elements} is more than the {len(values['elements'])} elements allowed"
+    if values.get("dft_backend", "gpaw") not in DFT_BACKENDS:
+        errors["dft_backend"] = f"'{values['dft_backend']}' is not one of {', '.join(DFT_BACKENDS)}"
+    if values.get("dft_preset", "fast") not in DFT_PRESETS:
+        errors["dft_preset"] = f"'{values['dft_preset']}' is not one of {', '.join(DFT_PRESETS)}"
+    if "seed" in values:
+        try:
+            values["seed"] = int(values["seed"])
+        except (TypeError, ValueError):
+            errors["seed"] = f"'{values['seed']}' is not an integer"
+    if errors:
+        raise CampaignConfigError(errors)
+    return CampaignConfig(**values)
+
+
+def load_toml(path: Path) -> CampaignConfig:
+    """Read a ``launch_campaign --config FILE.toml``; a syntax error names the file and line."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise CampaignConfigError({"config": f"file not found: {path}"}) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignConfigError({"config": f"{path}: {exc}"}) from exc
+    return validate(raw.get("campaign", raw))
+
+
+# Presets small enough for a laptop: `demo` finishes in a few minutes on 2 cores with the fast GPAW preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "name": "demo",
+        "elements": ["Na", "K", "Cl", "F"],
+        "max_elements": 3,
+        "pipelines": ["structural"],
+        "rounds": 2,
+        "candidates_per_round": 60,
+        "dft_per_round": 2,
+        "ensemble_size": 2,
+        "epochs": 5,
+        "max_atoms": 4,
+        "dft_backend": "gpaw",
+        "dft_preset": "fast",
+    },
+    "smoke": {
+        "name": "smoke",
+        "elements": ["Na", "K", "Cl"],
+        "max_elements": 3,
+        "pipelines": ["structural"],
+        "rounds": 1,
+        "candidates_per_round": 20,
+        "dft_per_round": 1,
+        "ensemble_size": 2,
+        "epochs": 2,
+        "max_atoms": 4,
+        "dft_backend": "ml",
+        "dft_preset": "fast",
+    },
+}

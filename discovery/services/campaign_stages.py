@@ -1,0 +1,146 @@
+"""The stages of one campaign round: generate → screen → verify (DFT) → fold into hulls → retrain.
+
+Each function runs inside the caller's transaction and moves ``round.stage`` forward only when its work is written, so a
+crash anywhere leaves the round at a stage that can simply be run again.
+"""
+
+from __future__ import annotations
+
+import time
+from statistics import mean
+
+from django.db import transaction
+from django.utils import timezone
+
+from discovery.campaign_config import CampaignConfig
+from discovery.models import Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
+
+TERMINAL = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
+
+
+class StageWaiting(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The round is waiting for work elsewhere (DFT jobs); nothing to do now."""
+
+
+def run_stage(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    handler = {
+        "generate": generate,
+        "screen": screen,
+        "verify": verify,
+        "verifying": wait_for_jobs,
+        "fold": fold,
+        "retrain": retrain,
+    }.get(rnd.stage)
+    if handler is None:
+        raise ValueError(f"unknown round stage '{rnd.stage}'")
+    started = time.monotonic()
+    action = handler(campaign, rnd, config)
+    timings = dict(rnd.timings)
+    timings[rnd.stage if rnd.stage != "verifying" else "verify"] = round(
+        timings.get(rnd.stage, 0) + time.monotonic() - started, 3
+    )
+    CampaignRound.objects.filter(pk=rnd.pk).update(timings=timings)
+    return action
+
+
+def _set_stage(rnd: CampaignRound, stage: str, **counts) -> None:
+    for key, value in counts.items():
+        setattr(rnd, key, value)
+    rnd.stage = stage
+    if stage == "done":
+        rnd.finished_at = timezone.now()
+    rnd.save()
+
+
+def generate(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    from discovery.services.generation import generate_candidates
+
+    report = generate_candidates(
+        rnd,
+        elements=config.elements,
+        max_elements=config.max_elements,
+        pipelines=config.pipelines,
+        limit=config.candidates_per_round,
+        rng_seed=config.seed + rnd.index,
+    )
+    n_kept = rnd.candidates.count()
+    _set_stage(rnd, "screen", n_generated=report.n_generated, n_deduplicated=n_kept)
+    return f"generated {n_kept} candidates"
+
+
+def current_model(campaign: Campaign) -> ModelVersion | None:
+    return campaign.models.order_by("-created_at").first()
+
+
+def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    from discovery.services.screening import screen_and_select, train_campaign_model
+
+    model = current_model(campaign) or train_campaign_model(campaign, config)
+    selection = screen_and_select(rnd, model, config)
+    _set_stage(rnd, "verify", n_screened=selection.n_screened, n_selected=selection.n_selected, model_version=model)
+    return f"screened {selection.n_screened}, selected {selection.n_selected}"
+
+
+def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    from discovery.services.dft import create_job
+    from discovery.tasks import run_dft_job
+
+    job_ids = []
+    for candidate in rnd.candidates.filter(status=Candidate.Status.SELECTED).order_by("pk"):
+        job = create_job(candidate=candidate, backend=config.dft_backend, preset=config.dft_preset)
+        if job.state == DFTJob.State.QUEUED:
+            job_ids.append(job.pk)
+    transaction.on_commit(lambda: [run_dft_job.delay(job_id) for job_id in job_ids])
+    _set_stage(rnd, "verifying")
+    return f"queued {len(job_ids)} DFT jobs"
+
+
+def round_jobs(rnd: CampaignRound):
+    return DFTJob.objects.filter(candidate__round=rnd)
+
+
+def wait_for_jobs(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    jobs = round_jobs(rnd)
+    pending = jobs.exclude(state__in=TERMINAL).count()
+    if pending:
+        raise StageWaiting(f"{pending} of {jobs.count()} DFT jobs pending in round {rnd.index}")
+    _set_stage(rnd, "fold")
+    return "all DFT jobs finished"
+
+
+def fold(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    """Energies entered the hulls as each job succeeded; here the round's metrics are read off the updated hulls."""
+    jobs = list(round_jobs(rnd).select_related("candidate", "energy_record__hull_entry"))
+    done = [j for j in jobs if j.state == DFTJob.State.SUCCEEDED and j.energy_record_id]
+    failed = sum(1 for j in jobs if j.state == DFTJob.State.FAILED)
+    hull_entries = [getattr(j.energy_record, "hull_entry", None) for j in done]
+    on_hull = [h for h in hull_entries if h is not None and h.e_above_hull is not None and h.e_above_hull <= 1e-8]
+    # "newly stable": below the hull of everything else (negative decomposition energy), not merely touching it.
+    newly_stable = [h for h in on_hull if h.decomposition_energy is not None and h.decomposition_energy < 0]
+    errors = [
+        abs(j.candidate.predicted_mean - h.formation_energy_per_atom)
+        for j, h in zip(done, hull_entries, strict=True)
+        if h is not None and h.formation_energy_per_atom is not None and j.candidate.predicted_mean is not None
+    ]
+    _set_stage(
+        rnd,
+        "retrain",
+        n_dft_done=len(done),
+        n_dft_failed=failed,
+        n_new_on_hull=len(on_hull),
+        n_new_stable=len(newly_stable),
+        hit_rate=(len(on_hull) / len(done)) if done else None,
+        model_mae=mean(errors) if errors else None,
+    )
+    return f"{len(done)} verified, {len(on_hull)} on the hull"
+
+
+def retrain(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    if rnd.index + 1 >= config.rounds:
+        _set_stage(rnd, "done")
+        return "last round: no retraining"
+    from discovery.services.screening import train_campaign_model
+
+    model = train_campaign_model(campaign, config)
+    _set_stage(rnd, "done")
+    return f"retrained: {model.name}"

@@ -1,0 +1,56 @@
+import pytest
+
+from discovery.campaign_config import PRESETS, CampaignConfigError, load_toml, validate
+
+
+def test_valid_config_is_normalised():
+    config = validate({"name": " LiMnO ", "elements": "Mn, Li, O", "pipelines": "structural,compositional", "rounds": "4"})
+    assert config.name == "LiMnO"
+    assert config.elements == ["Li", "Mn", "O"]
+    assert config.pipelines == ["structural", "compositional"]
+    assert config.rounds == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "fragment"),
+    [
+        ({"name": "x", "elements": []}, "elements", "empty"),
+        ({"name": "x", "elements": ["Li", "Qq"]}, "elements", "Qq"),
+        ({"name": "x", "elements": ["Li", "Li"]}, "elements", "two distinct"),
+        ({"name": "", "elements": ["Li", "O"]}, "name", "needs a name"),
+        ({"name": "x", "elements": ["Li", "O"], "rounds": 0}, "rounds", "out of range"),
+        ({"name": "x", "elements": ["Li", "O"], "rounds": 2.5}, "rounds", "not an integer"),
+        ({"name": "x", "elements": ["Li", "O"], "dft_per_round": 10_000}, "dft_per_round", "out of range"),
+        ({"name": "x", "elements": ["Li", "O"], "kappa": "lots"}, "kappa", "not a number"),
+        ({"name": "x", "elements": ["Li", "O"], "max_elements": 3}, "max_elements", "more than"),
+        ({"name": "x", "elements": ["Li", "O"], "pipelines": ["magic"]}, "pipelines", "magic"),
+        ({"name": "x", "elements": ["Li", "O"], "dft_backend": "castep"}, "dft_backend", "castep"),
+        ({"name": "x", "elements": ["Li", "O"], "budget": 3}, "budget", "unknown setting"),
+    ],
+)
+def test_bad_input_names_the_field(raw, field, fragment):
+    with pytest.raises(CampaignConfigError) as err:
+        validate(raw)
+    assert field in err.value.errors
+    assert fragment in err.value.errors[field]
+
+
+def test_all_errors_reported_at_once():
+    with pytest.raises(CampaignConfigError) as err:
+        validate({"name": "", "elements": ["Xx"], "rounds": -1})
+    assert {"name", "elements", "rounds"} <= set(err.value.errors)
+
+
+def test_presets_are_valid():
+    for raw in PRESETS.values():
+        validate(dict(raw))
+
+
+def test_toml_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[campaign]\nname = "t"\nelements = ["Na", "Cl"]\nrounds = 2\n')
+    assert load_toml(path).rounds == 2
+    path.write_text("[campaign\nname=")
+    with pytest.raises(CampaignConfigError) as err:
+        load_toml(path)
+    assert str(path) in err.value.errors["config"]

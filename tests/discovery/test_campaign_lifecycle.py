@@ -1,0 +1,72 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+
+from discovery.campaign_config import CampaignConfigError
+from discovery.models import Campaign
+from discovery.services.campaigns import (
+    CampaignStateError,
+    cancel_campaign,
+    create_campaign,
+    launch_campaign,
+    pause_campaign,
+    resume_campaign,
+)
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS = {"name": "LiMnO", "elements": ["Li", "Mn", "O"], "rounds": 2}
+
+
+@pytest.fixture
+def staff():
+    return get_user_model().objects.create_user("staff", is_staff=True)
+
+
+@pytest.fixture
+def visitor():
+    return get_user_model().objects.create_user("visitor")
+
+
+def test_anonymous_and_non_staff_cannot_create_or_launch(staff, visitor):
+    with pytest.raises(PermissionDenied):
+        create_campaign(SETTINGS, user=visitor)
+    with pytest.raises(PermissionDenied):
+        create_campaign(SETTINGS, user=None)
+    campaign = create_campaign(SETTINGS, user=staff)
+    for action in (launch_campaign, pause_campaign, cancel_campaign):
+        with pytest.raises(PermissionDenied):
+            action(campaign, user=visitor)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+
+
+def test_lifecycle_transitions(staff, django_capture_on_commit_callbacks):
+    campaign = create_campaign(SETTINGS, user=staff)
+    assert campaign.status == Campaign.Status.DRAFT
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        campaign = launch_campaign(campaign, user=staff)
+    assert campaign.status == Campaign.Status.QUEUED and campaign.started_at is not None
+    assert len(callbacks) == 1  # one nudge for a worker, sent after commit
+    campaign = pause_campaign(campaign, user=staff)
+    assert campaign.status == Campaign.Status.PAUSED
+    with pytest.raises(CampaignStateError, match="paused"):
+        launch_campaign(campaign, user=staff)
+    with django_capture_on_commit_callbacks(execute=False):
+        campaign = resume_campaign(campaign, user=staff)
+    assert campaign.status == Campaign.Status.QUEUED
+    campaign = cancel_campaign(campaign, user=staff)
+    assert campaign.status == Campaign.Status.CANCELLED and campaign.finished_at is not None
+    with pytest.raises(CampaignStateError):
+        resume_campaign(campaign, user=staff)
+
+
+def test_duplicate_name_and_bad_settings_are_clear_errors(staff):
+    create_campaign(SETTINGS, user=staff)
+    with pytest.raises(CampaignConfigError) as err:
+        create_campaign(SETTINGS, user=staff)
+    assert "already exists" in err.value.errors["name"]
+    with pytest.raises(CampaignConfigError) as err:
+        create_campaign({"name": "x", "elements": ["Li", "Zz"]}, user=staff)
+    assert "Zz" in err.value.errors["elements"]
+    assert Campaign.objects.count() == 1
