@@ -348,6 +348,7 @@ class CampaignListView(JSONErrorsMixin, generics.ListCreateAPIView):
             raise PermissionDenied(str(exc)) from exc
         except CampaignConfigError as exc:
             raise ValidationError({field: [message] for field, message in exc.errors.items()}) from exc
+        campaign.refresh_from_db()  # launching moved it on (queued) through a locked copy of the row
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
 
