@@ -4,46 +4,39 @@ from __future__ import annotations
 
 import json
 
+from pymatgen.core import Structure
 from rest_framework.renderers import BaseRenderer
 
-from catalog.api.formats import to_cif, to_extxyz, to_poscar
+from catalog.formats import structure_to_format
 
 
 class _StructureFileRenderer(BaseRenderer):
-    """Renders the ``structure`` of a serialized material; the view sends errors as JSON (see ``JSONErrorsMixin``)."""
+    """Renders the ``structure`` of a serialized material with ``catalog.formats`` (the UI's downloads, same code).
+
+    The view sends errors as JSON (see ``JSONErrorsMixin``), so ``data`` here is always a material.
+    """
 
     charset = "utf-8"
+    catalog_format = ""
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        return self.convert(data["structure"], data).encode()
-
-    def convert(self, structure, material) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+        return structure_to_format(Structure.from_dict(data["structure"]), self.catalog_format)[0]
 
 
 class CIFRenderer(_StructureFileRenderer):
     media_type = "chemical/x-cif"
-    format = "cif"
-
-    def convert(self, structure, material):
-        return to_cif(structure)
+    format = catalog_format = "cif"
 
 
 class POSCARRenderer(_StructureFileRenderer):
     media_type = "text/plain"
-    format = "poscar"
-
-    def convert(self, structure, material):
-        return to_poscar(structure, comment=f"{material.get('public_id', '')} {material.get('formula_reduced', '')}")
+    format = catalog_format = "poscar"
 
 
 class ExtXYZRenderer(_StructureFileRenderer):
     media_type = "chemical/x-extxyz"
     format = "extxyz"
-
-    def convert(self, structure, material):
-        info = {k: material.get(k) for k in ("public_id", "formula_reduced", "energy_above_hull")}
-        return to_extxyz(structure, info)
+    catalog_format = "xyz"
 
 
 class _StreamRenderer(BaseRenderer):
