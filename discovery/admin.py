@@ -7,8 +7,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
 from discovery.campaign_config import CampaignConfigError, validate
-from discovery.models import Campaign, CampaignRound
+from discovery.models import Campaign, CampaignRound, DFTJob
 from discovery.services import campaigns as services
+from discovery.services import dft
 
 
 class CampaignForm(forms.ModelForm):
@@ -135,3 +136,32 @@ class CampaignAdmin(admin.ModelAdmin):
     def retry_failed(self, request, queryset):
         total = sum(services.retry_failed_jobs(c, user=request.user) for c in queryset)
         self.message_user(request, f"re-queued {total} failed job(s)", messages.SUCCESS)
+
+
+@admin.register(DFTJob)
+class DFTJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "state", "backend", "preset", "formula", "attempts", "wall_time_s", "worker_host",
+                    "error_class", "created_at")
+    list_filter = ("state", "backend", "preset", "error_class")
+    search_fields = ("id", "worker_host", "error_message")
+    readonly_fields = ("candidate", "material", "scheme", "energy_record", "state", "attempts", "worker_host",
+                       "started_at", "finished_at", "wall_time_s", "settings", "result", "log_excerpt", "error_class",
+                       "error_message", "input_structure", "created_at")
+    actions = ["retry_failed", "cancel"]
+
+    @admin.display(description="formula")
+    def formula(self, job: DFTJob) -> str:
+        return job.settings.get("label", "")
+
+    @admin.action(description="Retry the selected failed or cancelled jobs")
+    def retry_failed(self, request, queryset):
+        n = dft.retry_failed_jobs(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"re-queued {n} DFT jobs", messages.SUCCESS)
+
+    @admin.action(description="Cancel the selected queued or running jobs")
+    def cancel(self, request, queryset):
+        n = 0
+        for job in queryset.exclude(state__in=dft.TERMINAL_STATES):
+            dft.cancel_job(job.pk, reason=f"cancelled by {request.user}")
+            n += 1
+        self.message_user(request, f"cancelled {n} DFT jobs", messages.SUCCESS)

@@ -198,3 +198,28 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
+
+# DFT verification (discovery/dft, discovery/services/dft.py).
+GNOMON_DFT_BACKEND = os.environ.get("GNOMON_DFT_BACKEND", "gpaw")
+GNOMON_DFT_PRESET = os.environ.get("GNOMON_DFT_PRESET", "fast")
+GNOMON_DFT_WORKDIR = Path(os.environ.get("GNOMON_DFT_WORKDIR", VAR_DIR / "dft")).resolve()
+GNOMON_DFT_BACKEND_PLUGINS = env_list("GNOMON_DFT_BACKEND_PLUGINS", "")  # modules that call register_backend()
+GNOMON_DFT_MAX_RETRIES = int(os.environ.get("GNOMON_DFT_MAX_RETRIES", "3"))  # transient errors only
+GNOMON_DFT_MAX_REFERENCE_PHASES = int(os.environ.get("GNOMON_DFT_MAX_REFERENCE_PHASES", "5"))
+GNOMON_VASP = {  # VASP on a SLURM cluster: see discovery/dft/vasp_backend.py
+    "command": os.environ.get("GNOMON_VASP_COMMAND", "srun vasp_std"),
+    "host": os.environ.get("GNOMON_SLURM_HOST") or None,  # ssh host; unset: sbatch/squeue/sacct run locally
+    "remote_root": os.environ.get("GNOMON_SLURM_REMOTE_DIR") or None,
+    "partition": os.environ.get("GNOMON_SLURM_PARTITION") or None,
+    "account": os.environ.get("GNOMON_SLURM_ACCOUNT") or None,
+    "ntasks": int(os.environ.get("GNOMON_SLURM_NTASKS", "16")),
+    "poll_interval_s": float(os.environ.get("GNOMON_SLURM_POLL_S", "30")),
+}
+
+
+# Periodic tasks (celery beat). DFT jobs left "running" by a dead worker are re-queued (also done when a worker starts).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-dft-jobs": {"task": "discovery.tasks.requeue_stale_dft_jobs", "schedule": 300.0},
+    # Campaigns live in PostgreSQL; this re-sends the nudge to any active campaign that stopped moving.
+    "resume-stalled-campaigns": {"task": "discovery.tasks.resume_stalled_campaigns_task", "schedule": 60.0},
+}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from statistics import mean
 
-from django.db import transaction
 from django.utils import timezone
 
 from discovery.campaign_config import CampaignConfig
@@ -82,17 +81,16 @@ def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
 
 
 def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
-    from discovery.services.dft import create_job
-    from discovery.tasks import run_dft_job
+    from discovery.services.dft import create_job, enqueue_job
 
-    job_ids = []
+    queued = 0
     for candidate in rnd.candidates.filter(status=Candidate.Status.SELECTED).order_by("pk"):
         job = create_job(candidate=candidate, backend=config.dft_backend, preset=config.dft_preset)
         if job.state == DFTJob.State.QUEUED:
-            job_ids.append(job.pk)
-    transaction.on_commit(lambda: [run_dft_job.delay(job_id) for job_id in job_ids])
+            enqueue_job(job)  # sent after commit, with the preset's time limit
+            queued += 1
     _set_stage(rnd, "verifying")
-    return f"queued {len(job_ids)} DFT jobs"
+    return f"queued {queued} DFT jobs"
 
 
 def round_jobs(rnd: CampaignRound):

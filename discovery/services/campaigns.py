@@ -109,35 +109,33 @@ def cancel_campaign(campaign: Campaign, *, user) -> Campaign:
 
 
 def retry_failed_jobs(campaign: Campaign, *, user) -> int:
-    """Re-queue the campaign's failed DFT jobs; returns how many."""
+    """Re-queue the campaign's failed DFT jobs and let its rounds wait for them again; returns how many."""
+    from discovery.services import dft
+
     _require_staff(user)
     with transaction.atomic():
-        jobs = list(
-            DFTJob.objects.select_for_update().filter(candidate__round__campaign=campaign, state=DFTJob.State.FAILED)
-        )
-        for job in jobs:
-            job.state = DFTJob.State.QUEUED
-            job.error_class = ""
-            job.error_message = ""
-            job.save(update_fields=["state", "error_class", "error_message"])
-        if jobs:
-            round_ids = {job.candidate.round_id for job in jobs if job.candidate_id}
-            CampaignRound.objects.filter(pk__in=round_ids, stage__in=("fold", "retrain", "done")).update(stage="verifying")
+        failed = DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.FAILED)
+        round_ids = set(failed.values_list("candidate__round_id", flat=True))
+        count = dft.retry_failed_jobs(list(failed.values_list("pk", flat=True)))
+        if count:
+            CampaignRound.objects.filter(pk__in=round_ids, stage__in=("fold", "retrain", "done")).update(
+                stage="verifying"
+            )
             if campaign.status in (Campaign.Status.COMPLETED, Campaign.Status.FAILED):
                 Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.QUEUED, finished_at=None)
-            _enqueue_jobs([job.pk for job in jobs])
             _nudge(campaign.pk)
-    return len(jobs)
+    return count
 
 
-def _enqueue_jobs(job_ids: list[int]) -> None:
-    from discovery.tasks import run_dft_job
-
-    def send() -> None:
-        for job_id in job_ids:
-            run_dft_job.delay(job_id)
-
-    transaction.on_commit(send)
+def job_finished(job_id: int) -> None:
+    """A DFT job reached a terminal state: nudge its campaign so the round can move on without waiting for beat."""
+    campaign_id = (
+        DFTJob.objects.filter(pk=job_id, candidate__round__isnull=False)
+        .values_list("candidate__round__campaign_id", flat=True)
+        .first()
+    )
+    if campaign_id is not None:
+        _nudge(campaign_id)
 
 
 @dataclass
@@ -210,10 +208,11 @@ def resume_stalled_campaigns(stalled_after: timedelta = timedelta(minutes=2)) ->
             candidate__round__campaign_id__in=stalled, state=DFTJob.State.QUEUED, created_at__lt=cutoff
         ).values_list("pk", flat=True)
     )
-    from discovery.tasks import advance_campaign_task, run_dft_job
+    from discovery.services import dft
+    from discovery.tasks import advance_campaign_task
 
-    for job_id in lost_jobs:
-        run_dft_job.delay(job_id)
+    for job in DFTJob.objects.filter(pk__in=lost_jobs):
+        dft.enqueue_job(job)
     for campaign_id in stalled:
         advance_campaign_task.delay(campaign_id)
     return stalled

@@ -1,0 +1,229 @@
+"""Real plane-wave PBE DFT on this machine with GPAW (serial, built by scripts/install_gpaw.sh).
+
+Recipe per structure: choose the cutoff from the hardest element present, a Γ-centred k-mesh from the preset's
+spacing, spin-polarise magnetic elements and the O2 molecule (triplet); relax positions and cell together with ASE's BFGS
+on a ``FrechetCellFilter`` (molecules: positions only, in a fixed box, Γ point), then a final single point with a fresh
+calculator on the relaxed cell, so the reported energy carries no basis-set (Pulay) error from the starting cell.
+When an SCF cycle does not converge the preset's fallbacks (stronger mixing, more iterations, wider smearing) are tried
+before giving up with ``SCFNotConverged``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from discovery.dft.base import BackendUnavailable, DFTResult, PhysicsError, SCFNotConverged, SchemeSpec
+from discovery.dft.presets import Preset, initial_magmoms
+
+LOG_TAIL_LINES = 40
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class GPAWBackend:
+    name = "gpaw"
+    is_dft = True
+
+    def __init__(self, **_options: Any) -> None:
+        # One thread per DFT process: workers scale by processes, and threaded BLAS on shared cores only thrashes.
+        # (Read when GPAW's extension loads the system OpenBLAS; set them in the worker's environment to be sure.)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        try:
+            import gpaw  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailable(
+                "GPAW is not installed in this environment; run scripts/install_gpaw.sh (needs libxc, OpenBLAS, FFTW)"
+            ) from exc
+        import gpaw
+
+        self.version = gpaw.__version__
+
+    def scheme_for(self, preset: Preset) -> SchemeSpec:
+        return SchemeSpec(
+            name=f"GPAW-PBE-{preset.name}",
+            level_of_theory=(
+                f"GPAW {self.version}, PBE, PAW, plane waves {preset.ecut_eV:g} eV "
+                f"({preset.ecut_hard_eV:g} eV with O/F/N/H/C), k-spacing {preset.kpoint_spacing} 1/Å"
+            ),
+            is_dft=True,
+            correction_policy="none (raw PBE; no anion or U corrections)",
+            description=f"Gnomon's GPAW backend, preset {preset.name!r}: {preset.as_dict()}",
+        )
+
+    def settings_for(self, structure: Structure, preset: Preset, *, is_molecule: bool) -> dict[str, Any]:
+        """Every setting that determines the energy, recorded with the result."""
+        symbols = [site.specie.symbol for site in structure]
+        mesh = (1, 1, 1) if is_molecule else preset.kpoints_for(structure.lattice.matrix)
+        magmoms = initial_magmoms(symbols, is_molecule=is_molecule)
+        return {
+            "code": f"GPAW {self.version}",
+            "xc": "PBE",
+            "mode": "PW",
+            "ecut_eV": preset.cutoff_for(symbols),
+            "kpts": list(mesh),
+            "kpoint_spacing_inv_A": None if is_molecule else preset.kpoint_spacing,
+            "smearing": "fermi-dirac",
+            "smearing_eV": preset.molecule_smearing_eV if is_molecule else preset.smearing_eV,
+            "scf_energy_eV": preset.scf_energy_eV,
+            "scf_maxiter": preset.scf_maxiter,
+            "spinpol": magmoms is not None,
+            "initial_magmoms": magmoms,
+            "molecule_in_box": is_molecule,
+            "relaxation": (
+                "none"
+                if not preset.relax
+                else f"BFGS{'' if is_molecule or not preset.relax_cell else ', FrechetCellFilter'}, "
+                f"fmax {preset.fmax} eV/A, at most {preset.max_steps} steps"
+            ),
+            "final_single_point": preset.final_single_point,
+            "setups": _setups_description(),
+            "preset": preset.as_dict(),
+        }
+
+    def _calculator(self, settings: dict[str, Any], txt: Path, fallback: dict | None):
+        from gpaw import GPAW, PW, FermiDirac
+
+        width = settings["smearing_eV"] * (fallback or {}).get("smearing_factor", 1.0)
+        params: dict[str, Any] = {
+            "mode": PW(settings["ecut_eV"]),
+            "xc": "PBE",
+            "kpts": {"size": settings["kpts"], "gamma": True},
+            "occupations": FermiDirac(width),
+            "convergence": {"energy": settings["scf_energy_eV"]},
+            "maxiter": int(settings["scf_maxiter"] * (fallback or {}).get("maxiter_factor", 1)),
+            "txt": str(txt),
+        }
+        if settings["spinpol"]:
+            params["spinpol"] = True
+        if fallback and "mixer" in fallback:
+            params["mixer"] = dict(fallback["mixer"])
+        return GPAW(**params)
+
+    def _with_scf_fallbacks(self, step: str, settings: dict, preset: Preset, workdir: Path,
+                            attempt: Callable[[Any], Any]) -> tuple[Any, dict]:
+        """Run ``attempt(calculator)``, retrying with each SCF fallback when the SCF does not converge."""
+        errors: list[str] = []
+        for i, fallback in enumerate((None, *preset.scf_fallbacks)):
+            calc = self._calculator(settings, workdir / f"{step}-{i}.txt", fallback)
+            try:
+                value = attempt(calc)
+            except Exception as exc:  # noqa: BLE001 - GPAW's ConvergenceError family, matched by name below
+                if "ConvergenceError" not in type(exc).__name__:
+                    raise
+                errors.append(f"{step} try {i}: {type(exc).__name__}: {exc}")
+                continue
+            niter = None
+            try:
+                niter = int(calc.get_number_of_iterations())
+            except Exception:  # noqa: BLE001, S110 - the iteration count is informative only
+                pass
+            return value, {"converged": True, "fallback": i, "fallback_settings": fallback, "iterations": niter,
+                           "errors": errors, "log": f"{step}-{i}.txt"}
+        raise SCFNotConverged(
+            f"SCF did not converge in step {step!r} after {len(preset.scf_fallbacks)} fallbacks: {'; '.join(errors)}"
+        )
+
+    def run(self, structure: Structure, preset: Preset, *, workdir: Path, is_molecule: bool = False) -> DFTResult:
+        from ase.filters import FrechetCellFilter
+        from ase.optimize import BFGS
+
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        settings = self.settings_for(structure, preset, is_molecule=is_molecule)
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        if is_molecule:
+            atoms.pbc = True  # periodic box, Γ only: what the bootstrap set did
+        if settings["initial_magmoms"] is not None:
+            atoms.set_initial_magnetic_moments(settings["initial_magmoms"])
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        relaxation: dict[str, Any] = {"steps": 0, "converged": None}
+        scf: dict[str, Any] = {}
+
+        if preset.relax:
+            def relax(calc):
+                atoms.calc = calc
+                target = atoms if (is_molecule or not preset.relax_cell) else FrechetCellFilter(atoms)
+                opt = BFGS(target, logfile=str(workdir / "relax.log"), trajectory=str(workdir / "relax.traj"))
+                converged = opt.run(fmax=preset.fmax, steps=preset.max_steps)
+                return converged, opt.get_number_of_steps()
+
+            (converged, steps), scf["relaxation"] = self._with_scf_fallbacks("relax", settings, preset, workdir, relax)
+            relaxation = {"steps": int(steps), "converged": bool(converged), "fmax": preset.fmax}
+            timings["relaxation_s"] = time.perf_counter() - t0
+            if not np.all(np.isfinite(atoms.get_positions())) or atoms.get_volume() <= 0:
+                raise PhysicsError(f"relaxation of {structure.composition.reduced_formula} produced an invalid cell")
+
+        t1 = time.perf_counter()
+        final_atoms = atoms.copy()
+        if settings["initial_magmoms"] is not None:
+            final_atoms.set_initial_magnetic_moments(settings["initial_magmoms"])
+
+        def single_point(calc):
+            final_atoms.calc = calc
+            energy = float(final_atoms.get_potential_energy())
+            magmom = None
+            if settings["spinpol"]:
+                try:
+                    magmom = float(final_atoms.get_magnetic_moment())
+                except Exception:  # noqa: BLE001 - informative only
+                    magmom = None
+            forces = final_atoms.get_forces()
+            stress = None if is_molecule else final_atoms.get_stress().tolist()
+            return energy, magmom, float(np.abs(forces).max()) if len(forces) else 0.0, stress
+
+        if preset.final_single_point or not preset.relax:
+            (energy, magmom, max_force, stress), scf["final"] = self._with_scf_fallbacks(
+                "final", settings, preset, workdir, single_point
+            )
+        else:  # pragma: no cover - every preset ends with a single point
+            energy, magmom, max_force, stress = single_point(atoms.calc)
+        timings["final_single_point_s"] = time.perf_counter() - t1
+        timings["total_s"] = time.perf_counter() - t0
+
+        relaxed = AseAtomsAdaptor.get_structure(final_atoms)
+        final_log = workdir / scf["final"]["log"]
+        return DFTResult(
+            energy_total=energy,
+            structure=relaxed,
+            initial_structure=structure,
+            scheme=self.scheme_for(preset),
+            settings=settings,
+            scf=scf,
+            relaxation={**relaxation, "final_max_force_eV_per_A": max_force, "final_stress_eV_per_A3": stress,
+                        "volume_change": relaxed.volume / structure.volume - 1.0},
+            timings=timings,
+            peak_memory_mb=peak_memory_mb(),
+            log_excerpt=_tail(final_log) + ("\n--- relax.log ---\n" + _tail(workdir / "relax.log", 15)
+                                            if preset.relax else ""),
+            extra={"magnetic_moment": magmom},
+        )
+
+
+def _setups_description() -> str:
+    try:
+        import gpaw_data
+
+        return f"gpaw-data {gpaw_data.__version__} (PyPI)"
+    except ImportError:
+        return "GPAW_SETUP_PATH / Debian gpaw-data (/usr/share/gpaw-setups)"

@@ -1,0 +1,63 @@
+"""Real DFT with GPAW (slow, but run in CI): a 2-atom ``fast`` relaxation, and the shared bootstrap set reproduced.
+
+Total GPAW time here is kept to about a minute on an idle 2-core machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from pymatgen.core import Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+from discovery.dft import get_backend, get_preset
+
+pytest.importorskip("gpaw", reason="GPAW is not installed: run scripts/install_gpaw.sh")
+pytestmark = pytest.mark.slow
+
+
+def test_fast_preset_relaxes_nacl_with_real_dft(tmp_path):
+    start = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.55), ["Na", "Cl"],
+                                      [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    result = get_backend("gpaw").run(start, get_preset("fast"), workdir=tmp_path)
+
+    assert result.scheme.name == "GPAW-PBE-fast" and result.scheme.is_dft
+    assert result.settings["ecut_eV"] == 350.0 and result.settings["kpts"] == [4, 4, 4]
+    assert result.settings["spinpol"] is False and result.settings["xc"] == "PBE"
+    assert result.scf["final"]["converged"] and result.scf["final"]["iterations"] > 0
+    # a squeezed cell (a = 5.55 Å) expands towards PBE's 5.68 Å
+    a_conventional = result.structure.lattice.a * 2**0.5
+    assert 5.58 < a_conventional < 5.80
+    assert result.relaxation["steps"] >= 1 and result.relaxation["volume_change"] > 0.01
+    assert -3.5 < result.energy_per_atom < -3.2  # GPAW energies are relative to the PAW reference atoms
+    assert result.timings["total_s"] > 0 and result.peak_memory_mb > 50
+    assert "BFGS:" in result.log_excerpt and "Xc:" in result.log_excerpt  # GPAW's energy terms + the relaxation log
+
+
+@pytest.mark.parametrize("label", ["Na-bcc", "NaCl-rocksalt"])
+def test_bootstrap_preset_reproduces_the_shared_gpaw_set(label, shared_data_dir, tmp_path):
+    """Same settings as ../shared/data/gpaw-pbe-bootstrap (README there): energies agree within 5 meV/atom.
+
+    A single point on the set's relaxed structure checks cutoff, k-mesh, smearing and setups without paying for a
+    relaxation."""
+    path = shared_data_dir / "gpaw-pbe-bootstrap" / "entries.json"
+    if not path.exists():
+        pytest.skip(f"{path} not found: set GNOMON_DATA_DIR to shared/data")
+    entries = {e["data"]["label"]: ComputedStructureEntry.from_dict(e) for e in json.loads(path.read_text())}
+    reference = entries[label]
+    preset = dataclasses.replace(get_preset("bootstrap"), relax=False)
+    result = get_backend("gpaw").run(reference.structure, preset, workdir=tmp_path)
+    assert result.settings["kpts"] == list(reference.data["kpts"]) or label != "Na-bcc"
+    difference = abs(result.energy_per_atom - reference.energy_per_atom)
+    assert difference < 0.005, f"{label}: {result.energy_per_atom:.5f} vs {reference.energy_per_atom:.5f} eV/atom"
+
+
+def test_scheme_names_per_preset_and_the_seed_sets_scheme():
+    backend = get_backend("gpaw")
+    assert backend.scheme_for(get_preset("fast")).name == "GPAW-PBE-fast"
+    assert backend.scheme_for(get_preset("standard")).name == "GPAW-PBE-standard"
+    # the shared seed set loads into GPAW-PBE-bootstrap; jobs with the matching preset extend that same hull
+    assert backend.scheme_for(get_preset("bootstrap")).name == "GPAW-PBE-bootstrap"
+    assert all(backend.scheme_for(get_preset(p)).is_dft for p in ("fast", "standard", "bootstrap"))

@@ -1,0 +1,98 @@
+"""Presets, the backend registry and the reference structures (pure: no database, no DFT)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from discovery.dft import PRESETS, get_backend, get_preset
+from discovery.dft.base import DFTBackend, register_backend
+from discovery.dft.presets import initial_magmoms
+from discovery.dft.references import binary_prototype, bootstrap_set, elemental_reference
+from tests.discovery.dft_support import SlowFakeBackend
+
+
+def test_cutoff_follows_the_hardest_element_present():
+    fast, standard = get_preset("fast"), get_preset("standard")
+    assert fast.cutoff_for(["Na", "Cl"]) == 350.0
+    assert fast.cutoff_for(["Li", "F"]) == 500.0  # F2 is badly under-converged at 350 eV
+    assert standard.cutoff_for(["Sr", "Ti", "O"]) == 700.0  # Pulay stress with oxygen
+    assert get_preset("bootstrap").cutoff_for(["Mg", "O"]) == 520.0  # the shared seed set's settings
+
+
+def test_kpoint_mesh_matches_the_bootstrap_convention():
+    # Li bcc, a = 3.44 Å: the seed set used 11x11x11 at 0.25 1/Å (ceil(2π|b|/0.25), |b| without 2π).
+    li = elemental_reference("Li").structure
+    li = Structure(Lattice(li.lattice.matrix * 3.4368 / 3.44), ["Li"], [[0, 0, 0]])
+    assert get_preset("bootstrap").kpoints_for(li.lattice.matrix) == (11, 11, 11)
+    mesh = get_preset("fast").kpoints_for(np.eye(3) * 4.0)
+    assert mesh == (math.ceil(2 * math.pi / 4.0 / 0.5),) * 3
+    assert get_preset("fast").kpoints_for(np.eye(3) * 4.0, pbc=(True, True, False))[2] == 1
+
+
+def test_spin_polarisation_for_o2_and_magnetic_elements_only():
+    assert initial_magmoms(["O", "O"], is_molecule=True) == [1.0, 1.0]  # triplet O2
+    assert initial_magmoms(["Mg", "O"]) is None
+    assert initial_magmoms(["Fe", "O"]) == [4.0, 0.0]
+    assert initial_magmoms(["Cl", "Cl"], is_molecule=True) is None
+
+
+def test_unknown_preset_and_backend_name_what_is_known():
+    with pytest.raises(KeyError, match="fast"):
+        get_preset("fastest")
+    with pytest.raises(KeyError, match="gpaw"):
+        get_backend("castep")
+
+
+def test_registry_returns_registered_backends_that_satisfy_the_protocol():
+    register_backend("slow-fake", SlowFakeBackend)
+    backend = get_backend("slow-fake")
+    assert isinstance(backend, DFTBackend)
+    assert backend.scheme_for(PRESETS["fast"]).name == "TEST-fake-fast"
+
+
+def test_ml_scheme_is_labelled_and_never_dft():
+    spec = get_backend("ml").scheme_for(PRESETS["fast"])
+    assert spec.name == "ML-CHGNet-0.4.2" and spec.is_dft is False
+
+
+def test_vasp_scheme_is_mp2020_compatible():
+    spec = get_backend("vasp").scheme_for(PRESETS["standard"])
+    assert spec.name == "MP2020" and spec.is_dft and "MP2020" in spec.correction_policy
+
+
+def test_elemental_references_use_ground_state_lattices_and_molecules_in_a_box():
+    na = elemental_reference("Na")
+    assert na.label == "Na-bcc" and len(na.structure) == 1 and not na.is_molecule
+    mg = elemental_reference("Mg")
+    assert mg.label == "Mg-hcp" and len(mg.structure) == 2
+    o2 = elemental_reference("O")
+    assert o2.is_molecule and o2.label == "O2-molecule"
+    assert o2.structure.lattice.abc == pytest.approx((9.0, 9.5, 10.0))
+    assert o2.structure.get_distance(0, 1) == pytest.approx(1.21)
+
+
+@pytest.mark.parametrize(
+    ("prototype", "natoms", "spacegroup"),
+    [("rocksalt", 2, 225), ("cesiumchloride", 2, 221), ("zincblende", 2, 216), ("wurtzite", 4, 186),
+     ("fluorite", 3, 225), ("antifluorite", 3, 225)],
+)
+def test_binary_prototypes_have_their_space_groups(prototype, natoms, spacegroup):
+    structure = binary_prototype(prototype, "Mg", "O", 2.1)
+    assert len(structure) == natoms
+    assert structure.get_space_group_info()[1] == spacegroup
+    # nearest cation-anion distance (periodic images included) is the requested bond
+    cation = next(site for site in structure if site.specie.symbol == "Mg")
+    nearest = min(n.nn_distance for n in structure.get_neighbors(cation, 3.5) if n.specie.symbol == "O")
+    assert nearest == pytest.approx(2.1, abs=1e-3)
+
+
+def test_bootstrap_set_for_li_na_mg_o_cl_is_charge_balanced():
+    labels = {ref.label for ref in bootstrap_set(["Li", "Na", "Mg", "O", "Cl"])}
+    assert {"Li-bcc", "Na-bcc", "Mg-hcp", "O2-molecule", "Cl2-molecule"} <= labels
+    assert {"NaCl-rocksalt", "MgO-rocksalt", "MgO-wurtzite", "Li2O-antifluorite", "MgCl2-fluorite"} <= labels
+    assert "LiO-rocksalt" not in labels and "NaCl2-fluorite" not in labels
+    assert "LiO-rocksalt" in {r.label for r in bootstrap_set(["Li", "O"], all_prototypes=True)}

@@ -1,0 +1,135 @@
+"""A real Celery worker killed with SIGKILL mid-job: the job is re-queued, completes exactly once, nothing half-written.
+
+The worker is a separate process on the ``dft`` queue, using the same Redis broker and the same (test) database as
+this test (hence ``transactional_db``: rows must be committed to be seen). It runs a deliberately slow fake backend
+registered through ``GNOMON_DFT_BACKEND_PLUGINS`` so the kill lands while the "calculation" is running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from pymatgen.core import Lattice, Structure
+
+from catalog.models import EnergyRecord, Material
+from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
+from discovery.services import dft
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    p = connection.settings_dict
+    auth = p["USER"] + (f":{p['PASSWORD']}" if p.get("PASSWORD") else "")
+    host = p["HOST"] or "127.0.0.1"
+    if host.startswith("/"):  # unix socket (embedded PostgreSQL)
+        return f"postgres://{auth}@/{p['NAME']}?host={host}" + (f"&port={p['PORT']}" if p.get("PORT") else "")
+    return f"postgres://{auth}@{host}:{p['PORT'] or 5432}/{p['NAME']}"
+
+
+def _start_worker(name: str, log: Path, workdir: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "GNOMON_DFT_BACKEND_PLUGINS": "tests.discovery.dft_support",
+        "GNOMON_DFT_WORKDIR": str(workdir),
+        "GNOMON_TEST_DFT_SLEEP": "6",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "gnomon", "worker", "-Q", "dft", "-P", "solo", "-n", f"{name}@%h",
+         "--without-mingle", "--without-gossip", "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def _wait_for(predicate, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; worker log:\n"
+                         + log.read_text(errors="replace")[-4000:])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_sigkilled_worker_leaves_job_requeued_and_it_completes_exactly_once(tmp_path, monkeypatch):
+    from gnomon.celery import app
+
+    monkeypatch.setattr(settings, "GNOMON_DFT_BACKEND_PLUGINS", ["tests.discovery.dft_support"])
+    monkeypatch.setattr(settings, "GNOMON_DFT_WORKDIR", tmp_path / "dft")
+    monkeypatch.setenv("GNOMON_TEST_DFT_SLEEP", "0")
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("dft")  # stale messages from earlier runs on this broker db
+
+    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    scheme = dft.scheme_for("slow-fake", "fast")
+    dft.ensure_references(scheme, structure, backend="slow-fake", preset="fast")  # cached before the worker starts
+    campaign = Campaign.objects.create(name="kill-test", elements=["Na", "Cl"])
+    rnd = CampaignRound.objects.create(campaign=campaign, index=1)
+    candidate = Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl",
+                                         chemsys="Cl-Na", pipeline="structural", fingerprint="kill",
+                                         status=Candidate.Status.SELECTED)
+    job = dft.create_job(candidate=candidate, backend="slow-fake", preset="fast")
+    n_materials = Material.objects.count()
+    log = tmp_path / "worker.log"
+    workdir = tmp_path / "worker-dft"
+
+    first = _start_worker("kill1", log, workdir)
+    try:
+        dft.enqueue_job(job)  # outside an atomic block: sent at once
+        _wait_for(lambda: (workdir / f"job-{job.pk}-attempt-1" / "started").exists(), 90, "the job to start", log)
+        job.refresh_from_db()
+        assert job.state == DFTJob.State.RUNNING and job.attempts == 1
+        os.killpg(first.pid, signal.SIGKILL)  # the worker and anything it started
+        first.wait(timeout=15)
+    finally:
+        _stop(first)
+
+    # killed mid-job: still marked running, nothing of the success path written
+    job.refresh_from_db()
+    candidate.refresh_from_db()
+    assert job.state == DFTJob.State.RUNNING
+    assert not EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").exists()
+    assert Material.objects.count() == n_materials and candidate.status == Candidate.Status.SELECTED
+
+    second = _start_worker("kill2", log, workdir)  # on start it re-queues jobs orphaned by dead workers
+    try:
+        def finished() -> bool:
+            job.refresh_from_db()
+            return job.state in dft.TERMINAL_STATES
+
+        _wait_for(finished, 120, "the re-queued job to finish", log)
+    finally:
+        _stop(second)
+
+    job.refresh_from_db()
+    candidate.refresh_from_db()
+    assert job.state == DFTJob.State.SUCCEEDED, job.error_message
+    assert job.attempts == 2 and "[requeued" in job.log_excerpt and "worker kill1@" in job.log_excerpt
+    assert EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").count() == 1
+    assert Material.objects.count() == n_materials + 1
+    assert candidate.status == Candidate.Status.VERIFIED and candidate.material_id == job.material_id
