@@ -144,10 +144,22 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
+# Requests per period (DRF syntax, e.g. "600/min"); the export has its own, lower rates.
+GNOMON_API_THROTTLE_RATES = {
+    "anon": os.environ.get("GNOMON_API_ANON_RATE", "600/min"),
+    "user": os.environ.get("GNOMON_API_USER_RATE", "3000/min"),
+    "anon_export": os.environ.get("GNOMON_API_ANON_EXPORT_RATE", "10/hour"),
+    "user_export": os.environ.get("GNOMON_API_USER_EXPORT_RATE", "120/hour"),
+}
+# OPTIMADE provider name and home page (the provider prefix is fixed: `gnomon`, as in the `_gnomon_*` fields).
+GNOMON_OPTIMADE_PROVIDER_NAME = os.environ.get("GNOMON_OPTIMADE_PROVIDER_NAME", "Gnomon")
+GNOMON_OPTIMADE_HOMEPAGE = os.environ.get("GNOMON_OPTIMADE_HOMEPAGE", "") or None
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gnomon API",
     "DESCRIPTION": "Export API of a living materials-discovery catalog.",
     "VERSION": "1.0.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # Science settings.

@@ -2,11 +2,17 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from gnomon.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("catalog.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("optimade/", include("catalog.optimade.urls")),
     path("healthz", healthz, name="healthz"),
     path("", include("frontend.urls")),
 ]

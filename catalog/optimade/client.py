@@ -1,0 +1,91 @@
+"""Reading structures from any OPTIMADE provider (standard library HTTP; follows ``links.next``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pymatgen.core import Structure
+
+USER_AGENT = "gnomon-import-optimade/0.1"
+STRUCTURE_FIELDS = (
+    "lattice_vectors", "cartesian_site_positions", "species_at_sites", "species", "dimension_types",
+    "nperiodic_dimensions", "nsites", "chemical_formula_reduced", "structure_features", "last_modified",
+)
+
+
+class OptimadeClientError(RuntimeError):
+    """The provider could not be reached or answered something that is not OPTIMADE."""
+
+
+@dataclass
+class RemoteStructure:
+    id: str
+    structure: Structure
+    attributes: dict
+    url: str
+
+
+def versioned_base(url: str) -> str:
+    """'https://host/optimade' → 'https://host/optimade/v1'; a URL already ending in /vN is kept."""
+    url = url.rstrip("/")
+    return url if re.search(r"/v\d+(\.\d+){0,2}$", url) else f"{url}/v1"
+
+
+def _get_json(url: str, timeout: float) -> dict:
+    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
+        raise OptimadeClientError(f"only http(s) URLs are supported, not {url!r}")
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/vnd.api+json"}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked above
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")[:500]
+        raise OptimadeClientError(f"{url} answered HTTP {exc.code}: {body}") from exc
+    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+        raise OptimadeClientError(f"{url}: {exc}") from exc
+
+
+def to_pymatgen(entry: dict) -> Structure:
+    """An OPTIMADE structure resource → pymatgen Structure (via the optimade package's adapter)."""
+    from optimade.adapters import Structure as OptimadeStructure
+
+    return OptimadeStructure(entry).as_pymatgen
+
+
+def iter_structures(base_url: str, filter_: str = "", *, page_limit: int = 100, limit: int | None = None,
+                    timeout: float = 60.0) -> Iterator[RemoteStructure]:
+    """Every structure matching ``filter_`` (all pages), at most ``limit``."""
+    base = versioned_base(base_url)
+    params = {"page_limit": str(page_limit), "response_fields": ",".join(STRUCTURE_FIELDS)}
+    if filter_:
+        params["filter"] = filter_
+    url: str | None = f"{base}/structures?{urllib.parse.urlencode(params)}"
+    seen = 0
+    while url:
+        page = _get_json(url, timeout)
+        if "data" not in page or not isinstance(page["data"], list):
+            raise OptimadeClientError(f"{url} did not return a list of structures: {str(page)[:300]}")
+        for entry in page["data"]:
+            if limit is not None and seen >= limit:
+                return
+            yield RemoteStructure(entry["id"], to_pymatgen(entry), entry.get("attributes", {}),
+                                  f"{base}/structures/{entry['id']}")
+            seen += 1
+        next_link = (page.get("links") or {}).get("next")
+        url = next_link.get("href") if isinstance(next_link, dict) else next_link
+
+
+def provider_prefix(base_url: str, timeout: float = 60.0) -> str:
+    """The provider's prefix from ``/info`` (used as the dataset name), or the host name."""
+    try:
+        info = _get_json(f"{versioned_base(base_url)}/info", timeout)
+        prefix = ((info.get("meta") or {}).get("provider") or {}).get("prefix")
+    except OptimadeClientError:
+        prefix = None
+    return prefix or urllib.parse.urlparse(base_url).hostname or "optimade"
