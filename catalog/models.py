@@ -89,6 +89,7 @@ class Material(models.Model):
             models.Index(F("e_above_hull").asc(nulls_last=True), "id", name="material_ehull_asc_id"),
             models.Index(F("e_above_hull").desc(nulls_last=True), "id", name="material_ehull_desc_id"),
             models.Index(F("formation_energy_per_atom").asc(nulls_last=True), "id", name="material_eform_asc_id"),
+            models.Index(F("formation_energy_per_atom").desc(nulls_last=True), "id", name="material_eform_desc_id"),
             models.Index(F("created_at").desc(), "id", name="material_created_desc_id"),
         ]
 

@@ -60,7 +60,7 @@ def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool 
     except IntegrityError as exc:
         raise CampaignConfigError({"name": f"a campaign named '{config.name}' already exists"}) from exc
     if launch:
-        launch_campaign(campaign, user=user)
+        campaign = launch_campaign(campaign, user=user)
     return campaign
 
 
