@@ -178,6 +178,7 @@ def hull_energies_of_known(pool: list[str], known: dict[str, float]) -> np.ndarr
 
 def bartel(options) -> dict:
     import torch
+
     from discovery.generation.compositional import CompositionFeaturizer
 
     known = {**read_split("Ef", "train"), **read_split("Ef", "val")}
