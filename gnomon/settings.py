@@ -168,6 +168,12 @@ GNOMON_IMPORT_WORKERS = int(os.environ.get("GNOMON_IMPORT_WORKERS", str(os.cpu_c
 GNOMON_IMPORT_BATCH_SIZE = int(os.environ.get("GNOMON_IMPORT_BATCH_SIZE", "500"))
 MP_API_KEY = os.environ.get("MP_API_KEY", "")
 # Chemical systems with this many elements or more are solved per composition (linear programme) instead of one hull.
+# Screening models (discovery.screening): torch intra-op threads (0 = torch's default, one per core), the device
+# ('auto' = CUDA when present, else CPU) and how many structures go through the ensemble in one batch.
+GNOMON_TORCH_THREADS = int(os.environ.get("GNOMON_TORCH_THREADS", "0"))
+GNOMON_TORCH_DEVICE = os.environ.get("GNOMON_TORCH_DEVICE", "auto")
+GNOMON_SCREENING_BATCH_SIZE = int(os.environ.get("GNOMON_SCREENING_BATCH_SIZE", "256"))
+
 # Parallel processes for candidate generation (substitutions and deduplication).
 GNOMON_GENERATION_WORKERS = int(os.environ.get("GNOMON_GENERATION_WORKERS", str(min(2, os.cpu_count() or 1))))
 GNOMON_HULL_PATCH_THRESHOLD = int(os.environ.get("GNOMON_HULL_PATCH_THRESHOLD", "7"))

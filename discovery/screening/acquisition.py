@@ -1,0 +1,69 @@
+"""Which screened candidates go to DFT: an optimistic, diversity-capped rule stated in one place.
+
+Rule (a lower confidence bound, as in GNoME's active learning): score = predicted e_above_hull − κ·std (eV/atom).
+1. keep candidates with a finite score ≤ ``threshold``;
+2. sort by score, lowest first (ties: lower mean, then input order);
+3. walk down the list taking a candidate unless its chemsys already has ``max_per_chemsys`` picks;
+4. stop at ``top_n`` picks.
+κ > 0 favours uncertain candidates (exploration); κ = 0 ranks by the mean alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AcquisitionRule:
+    kappa: float = 1.0
+    threshold: float = 0.05  # eV/atom; GNoME-like: near or below the current hull
+    top_n: int = 100
+    max_per_chemsys: int | None = 10
+
+    def __post_init__(self) -> None:
+        if self.kappa < 0:
+            raise ValueError(f"kappa must be ≥ 0, got {self.kappa}")
+        if self.top_n < 0:
+            raise ValueError(f"top_n must be ≥ 0, got {self.top_n}")
+        if self.max_per_chemsys is not None and self.max_per_chemsys < 1:
+            raise ValueError(f"max_per_chemsys must be ≥ 1 or None, got {self.max_per_chemsys}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def score(self, e_above_hull: float, std: float) -> float:
+        return e_above_hull - self.kappa * std
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One screened candidate as the rule sees it; ``key`` is whatever identifies it to the caller."""
+
+    key: Any
+    chemsys: str
+    e_above_hull: float  # predicted, eV/atom
+    std: float  # ensemble spread, eV/atom
+
+
+def select(candidates: Sequence[Scored], rule: AcquisitionRule) -> list[Scored]:
+    """Apply the rule above; returns the picks in order of selection."""
+    ranked = []
+    for order, candidate in enumerate(candidates):
+        score = rule.score(candidate.e_above_hull, candidate.std)
+        if math.isfinite(score) and score <= rule.threshold:
+            ranked.append((score, candidate.e_above_hull, order, candidate))
+    ranked.sort(key=lambda item: item[:3])
+    picks: list[Scored] = []
+    per_chemsys: Counter[str] = Counter()
+    for *_, candidate in ranked:
+        if len(picks) >= rule.top_n:
+            break
+        if rule.max_per_chemsys is not None and per_chemsys[candidate.chemsys] >= rule.max_per_chemsys:
+            continue
+        per_chemsys[candidate.chemsys] += 1
+        picks.append(candidate)
+    return picks

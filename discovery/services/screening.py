@@ -1,0 +1,297 @@
+"""Services around the screening ensemble: train it on one scheme's energies, screen candidates, pick some for DFT.
+
+Rows in, rows out; the science is in ``discovery.screening``. Weight files live under ``settings.MODEL_DIR``
+(``screening/mv-<id>/member-<k>.pt``), recorded on the ``ModelVersion`` with their sha256, which is checked before
+any weights are loaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from pymatgen.core import Structure
+
+from catalog.models import EnergyRecord, HullEntry, Scheme
+from discovery.models import Candidate, ModelVersion
+from discovery.screening.acquisition import AcquisitionRule, Scored, select
+from discovery.screening.device import configure_threads, select_device
+from discovery.screening.ensemble import Ensemble
+from discovery.screening.ensemble import train_ensemble as train_ensemble_members
+from discovery.screening.graphs import GraphFeaturizer, UnsupportedStructureError
+from discovery.screening.model import ModelConfig
+from discovery.screening.stability import HullReferences
+from discovery.screening.training import EpochRecord, TrainingConfig, TrainingDataError, split_by_chemsys
+
+logger = logging.getLogger(__name__)
+
+TARGET_FORMATION_ENERGY = "formation_energy_per_atom"
+TARGET_STABILITY_VALUE = "stability_value"
+
+
+class WeightsIntegrityError(RuntimeError):
+    """A model version's weight file is missing or its sha256 differs from the one recorded when it was trained."""
+
+
+@dataclass
+class TrainingSet:
+    """One scheme's labelled crystals, in energy-record id order."""
+
+    scheme: Scheme
+    target: str
+    record_ids: list[int]
+    structures: list[Structure]
+    targets: list[float]
+    chemsys: list[str]
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the snapshot: which energy records, with which target values (µeV/atom precision)."""
+        digest = hashlib.sha256(f"{self.scheme.name}|{self.target}\n".encode())
+        for record_id, value in zip(self.record_ids, self.targets, strict=True):
+            digest.update(f"{record_id}:{value:.6f}\n".encode())
+        return digest.hexdigest()
+
+
+def target_of(scheme: Scheme) -> str:
+    """Formation energy per atom where the scheme has a hull, else the dataset's own stability value."""
+    return TARGET_FORMATION_ENERGY if scheme.builds_hull else TARGET_STABILITY_VALUE
+
+
+def training_set(scheme: Scheme, max_samples: int | None = None, seed: int = 0) -> TrainingSet:
+    """Crystals of ``scheme`` with a target; ``max_samples`` keeps a seeded random subset (sorted by record id).
+
+    For hull schemes the target is the hull entry's formation energy (the number the hull is built from), falling
+    back to the record's own formation energy where no hull entry exists yet.
+    """
+    target = target_of(scheme)
+    records = (
+        EnergyRecord.objects.filter(scheme=scheme, material__isnull=False)
+        .select_related("material", "hull_entry")
+        .order_by("id")
+    )
+    rows = []
+    for record in records.iterator(chunk_size=2000):
+        if target == TARGET_STABILITY_VALUE:
+            value = record.stability_value
+        else:
+            hull_entry = getattr(record, "hull_entry", None)
+            ok = hull_entry is not None and hull_entry.status == HullEntry.Status.OK
+            value = hull_entry.formation_energy_per_atom if ok else None
+            value = record.formation_energy_per_atom if value is None else value
+        if value is not None and np.isfinite(value):
+            rows.append((record, float(value)))
+    if max_samples is not None and len(rows) > max_samples:
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_samples, replace=False))
+        rows = [rows[i] for i in keep]
+    return TrainingSet(
+        scheme=scheme,
+        target=target,
+        record_ids=[record.id for record, _ in rows],
+        structures=[record.material.to_structure() for record, _ in rows],
+        targets=[value for _, value in rows],
+        chemsys=[record.chemsys for record, _ in rows],
+    )
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _torch_device():
+    configure_threads(settings.GNOMON_TORCH_THREADS)
+    return select_device(settings.GNOMON_TORCH_DEVICE)
+
+
+def train_ensemble(
+    scheme: Scheme,
+    ensemble_size: int = 3,
+    model_config: ModelConfig | None = None,
+    training_config: TrainingConfig | None = None,
+    max_samples: int | None = None,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    name: str = "",
+    on_epoch: Callable[[int, EpochRecord], None] | None = None,
+    on_featurised: Callable[[int], None] | None = None,
+) -> ModelVersion:
+    """Train K models on ``scheme`` (split by chemsys), save their weights and record a ``ModelVersion``."""
+    model_config = model_config or ModelConfig()
+    training_config = training_config or TrainingConfig()
+    data = training_set(scheme, max_samples=max_samples, seed=training_config.seed)
+    if len(data) < 3:
+        raise TrainingDataError(f"scheme {scheme.name!r} has {len(data)} crystals with a {data.target}; need ≥ 3")
+    device = _torch_device()
+
+    featurizer = GraphFeaturizer(cutoff=model_config.cutoff)
+    graphs, kept, skipped = [], [], {}
+    for index, structure in enumerate(data.structures):
+        try:
+            graphs.append(featurizer.graph(structure))
+            kept.append(index)
+        except UnsupportedStructureError as exc:
+            skipped[data.record_ids[index]] = str(exc)
+    if on_featurised is not None:
+        on_featurised(len(graphs))
+    targets = [data.targets[i] for i in kept]
+    split = split_by_chemsys([data.chemsys[i] for i in kept], split_fractions, seed=training_config.seed)
+    result = train_ensemble_members(
+        graphs, targets, split, ensemble_size, model_config, training_config, device=device, on_epoch=on_epoch
+    )
+    members = result.members
+    metrics = {
+        "baseline_test_mae": result.baseline_test_mae,
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(split.test),
+        "n_skipped": len(skipped),
+        "skipped": dict(list(skipped.items())[:50]),
+        "members": [
+            {
+                "val_mae": m.val_mae,
+                "best_epoch": m.best_epoch,
+                "epochs_run": len(m.history),
+                "stopped_early": m.stopped_early,
+                "seconds_per_epoch": m.seconds_per_epoch,
+            }
+            for m in members
+        ],
+        "seconds_per_epoch": float(np.mean([m.seconds_per_epoch for m in members])),
+        "device": str(device),
+        "torch_threads": settings.GNOMON_TORCH_THREADS,
+    }
+    model_dir = Path(settings.MODEL_DIR)
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            name=name or f"{scheme.name}-{model_config.architecture}-x{ensemble_size}",
+            scheme=scheme,
+            target=data.target,
+            architecture=model_config.architecture,
+            ensemble_size=ensemble_size,
+            hyperparameters={
+                "model": model_config.as_dict(),
+                "training": training_config.as_dict(),
+                "split_fractions": list(split_fractions),
+                "split": "chemsys",
+                "max_samples": max_samples,
+            },
+            data_count=len(data),
+            data_hash=data.sha256,
+            validation_mae=result.val_mae,
+            test_mae=result.test_mae,
+            metrics=metrics,
+        )
+        weights = []
+        for k, member in enumerate(members):
+            relative = Path("screening") / f"mv-{version.pk:06d}" / f"member-{k}.pt"
+            path = member.model.save(model_dir / relative)
+            weights.append({"path": relative.as_posix(), "sha256": _sha256_file(path), "bytes": path.stat().st_size})
+        version.weights = weights
+        version.save(update_fields=["weights"])
+    logger.info(
+        "trained %s on %d crystals: val MAE %.4f, test MAE %s eV/atom (mean-predictor %s)",
+        version, len(data), result.val_mae, result.test_mae, result.baseline_test_mae,
+    )
+    return version
+
+
+def weight_paths(version: ModelVersion) -> list[Path]:
+    """The version's weight files, each checked against its recorded sha256."""
+    if not version.weights:
+        raise WeightsIntegrityError(f"model version {version.pk} has no weight files recorded")
+    paths = []
+    for weight in version.weights:
+        path = Path(settings.MODEL_DIR) / weight["path"]
+        if not path.is_file():
+            raise WeightsIntegrityError(f"model version {version.pk}: weight file {path} is missing")
+        actual = _sha256_file(path)
+        if actual != weight["sha256"]:
+            raise WeightsIntegrityError(
+                f"model version {version.pk}: {path} has sha256 {actual}, recorded {weight['sha256']}; retrain the model"
+            )
+        paths.append(path)
+    return paths
+
+
+def load_ensemble(version: ModelVersion) -> Ensemble:
+    return Ensemble.load(weight_paths(version), device=_torch_device())
+
+
+def hull_references(scheme: Scheme, elements: Iterable[str]) -> HullReferences:
+    """The stable phases of ``scheme`` made only of ``elements`` (one query): enough to rebuild every sub-hull."""
+    rows = HullEntry.objects.filter(
+        scheme=scheme,
+        is_stable=True,
+        status=HullEntry.Status.OK,
+        formation_energy_per_atom__isnull=False,
+        energy_record__elements__contained_by=sorted(set(elements)),
+    ).values_list("energy_record__composition", "formation_energy_per_atom")
+    return HullReferences(rows)
+
+
+@dataclass
+class ScreeningSummary:
+    screened: int = 0
+    rejected: dict[int, str] = field(default_factory=dict)  # candidate id -> why it could not be screened
+
+
+def screen_candidates(
+    candidates: Sequence[Candidate], version: ModelVersion, batch_size: int | None = None
+) -> ScreeningSummary:
+    """Predict mean/std with the ensemble and place each candidate against its chemsys's current hull.
+
+    ``predicted_e_above_hull`` is signed (negative: below the current hull). For a stability-value scheme, which builds
+    no hull, it is the predicted stability value itself (e.g. perov_5's heat_ref, already relative to competing phases).
+    Candidates that cannot be featurised are marked rejected; everything is written in one bulk update.
+    """
+    candidates = list(candidates)
+    if not candidates:
+        return ScreeningSummary()
+    ensemble = load_ensemble(version)
+    structures = [Structure.from_dict(c.structure) for c in candidates]
+    prediction = ensemble.predict(structures, batch_size=batch_size or settings.GNOMON_SCREENING_BATCH_SIZE)
+    references = None
+    if version.target == TARGET_FORMATION_ENERGY:
+        elements = {el.symbol for s in structures for el in s.composition.elements}
+        references = hull_references(version.scheme, elements)
+    summary = ScreeningSummary()
+    for index, (candidate, structure) in enumerate(zip(candidates, structures, strict=True)):
+        if index in prediction.errors:
+            candidate.status = Candidate.Status.REJECTED
+            summary.rejected[candidate.pk] = prediction.errors[index]
+            continue
+        mean = float(prediction.mean[index])
+        candidate.predicted_mean = mean
+        candidate.predicted_std = float(prediction.std[index])
+        candidate.predicted_e_above_hull = (
+            references.e_above_hull(structure.composition, mean) if references is not None else mean
+        )
+        candidate.status = Candidate.Status.SCREENED
+        summary.screened += 1
+    Candidate.objects.bulk_update(
+        candidates, ["predicted_mean", "predicted_std", "predicted_e_above_hull", "status"], batch_size=1000
+    )
+    return summary
+
+
+def select_candidates(candidates: Sequence[Candidate], rule: AcquisitionRule) -> list[Candidate]:
+    """Mark the screened candidates the acquisition rule picks as selected (for DFT); return them in pick order."""
+    screened = [c for c in candidates if c.status == Candidate.Status.SCREENED and c.predicted_e_above_hull is not None]
+    picks = select([Scored(c, c.chemsys, c.predicted_e_above_hull, c.predicted_std or 0.0) for c in screened], rule)
+    chosen = [pick.key for pick in picks]
+    for candidate in chosen:
+        candidate.status = Candidate.Status.SELECTED
+    Candidate.objects.bulk_update(chosen, ["status"])
+    return chosen
