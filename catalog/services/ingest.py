@@ -25,6 +25,7 @@ from catalog import readers
 from catalog.models import MaterialOrigin, Scheme
 from catalog.services.energies import EnergyInput, ensure_scheme, record_energies, update_hulls_if_available
 from catalog.services.materials import MatchIndex, OriginSpec, existing_source_ids, register_materials
+from gnomon.processes import setup_django
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ def _parser_pool(workers: int):
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["catalog.readers"])
-    return context.Pool(workers)
+    # Some dataset readers live next to Django code; unpickling them needs the app registry ready.
+    return context.Pool(workers, initializer=setup_django)
 
 
 def _skip_already_imported(units: Iterator[dict], dataset: str, summary: ImportSummary,

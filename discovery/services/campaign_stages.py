@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from statistics import mean
 
+from django.db.models import Count
 from django.utils import timezone
 
+from catalog.models import Scheme
 from discovery.campaign_config import CampaignConfig
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
 
+MIN_TRAINING_CRYSTALS = 50  # below this the campaign's own scheme is too small to train on
 TERMINAL = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 
 
@@ -71,13 +74,63 @@ def current_model(campaign: Campaign) -> ModelVersion | None:
     return campaign.models.order_by("-created_at").first()
 
 
+def training_scheme(config: CampaignConfig) -> Scheme:
+    """The scheme the screening ensemble learns from: the campaign's own DFT scheme once it holds enough crystals,
+    before that the largest hull-building scheme of the same level of theory family (e.g. the GPAW bootstrap seed)."""
+    from discovery.services.dft import scheme_for
+
+    own = scheme_for(config.dft_backend, config.dft_preset)
+    counts = (
+        Scheme.objects.exclude(kind=Scheme.Kind.STABILITY_VALUE)
+        .filter(energies__material__isnull=False)
+        .annotate(n=Count("energies"))
+        .order_by("-n")
+    )
+    own_count = next((s.n for s in counts if s.pk == own.pk), 0)
+    if own_count >= MIN_TRAINING_CRYSTALS:
+        return own
+    same_family = [s for s in counts if s.name.split("-")[0] == own.name.split("-")[0] and s.is_dft == own.is_dft]
+    pool = same_family or list(counts)
+    if not pool:
+        raise ValueError("no scheme has crystals with energies to train a screening model on; load seed data first")
+    return pool[0]
+
+
+def train_campaign_model(campaign: Campaign, config: CampaignConfig) -> ModelVersion:
+    from discovery.screening.training import TrainingConfig
+    from discovery.services.screening import train_ensemble
+
+    scheme = training_scheme(config)
+    version = train_ensemble(
+        scheme,
+        ensemble_size=config.ensemble_size,
+        training_config=TrainingConfig(epochs=config.epochs, seed=config.seed),
+        name=f"{campaign.name}-r{campaign.rounds.count()}",
+    )
+    version.campaign = campaign
+    version.save(update_fields=["campaign"])
+    return version
+
+
 def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
-    from discovery.services.screening import screen_and_select, train_campaign_model
+    from discovery.screening.acquisition import AcquisitionRule
+    from discovery.services.screening import screen_candidates, select_candidates
 
     model = current_model(campaign) or train_campaign_model(campaign, config)
-    selection = screen_and_select(rnd, model, config)
-    _set_stage(rnd, "verify", n_screened=selection.n_screened, n_selected=selection.n_selected, model_version=model)
-    return f"screened {selection.n_screened}, selected {selection.n_selected}"
+    generated = list(rnd.candidates.filter(status=Candidate.Status.GENERATED).order_by("pk"))
+    affordable = [c for c in generated if len(c.structure.get("sites", [])) <= config.max_atoms]
+    too_big = [c.pk for c in generated if len(c.structure.get("sites", [])) > config.max_atoms]
+    Candidate.objects.filter(pk__in=too_big).update(status=Candidate.Status.REJECTED)
+    summary = screen_candidates(affordable, model)
+    rule = AcquisitionRule(
+        kappa=config.kappa,
+        threshold=config.max_predicted_e_above_hull,
+        top_n=config.dft_per_round,
+        max_per_chemsys=config.cap_per_chemsys,
+    )
+    chosen = select_candidates(affordable, rule)
+    _set_stage(rnd, "verify", n_screened=summary.screened, n_selected=len(chosen), model_version=model)
+    return f"screened {summary.screened}, selected {len(chosen)}"
 
 
 def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
@@ -137,8 +190,6 @@ def retrain(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> s
     if rnd.index + 1 >= config.rounds:
         _set_stage(rnd, "done")
         return "last round: no retraining"
-    from discovery.services.screening import train_campaign_model
-
     model = train_campaign_model(campaign, config)
     _set_stage(rnd, "done")
     return f"retrained: {model.name}"
