@@ -12,6 +12,7 @@ fi
 if [ -z "${CELERY_BROKER_URL:-}" ] && $PY -c "import socket; socket.create_connection(('127.0.0.1', 6379), 1)" 2>/dev/null; then
   export CELERY_BROKER_URL=redis://127.0.0.1:6379/9
 fi
+$PY scripts/ensure_database.py
 export GNOMON_DATA_DIR=${GNOMON_DATA_DIR:-$(cd .. && pwd)/shared/data}
 echo "==> ruff"
 .venv/bin/ruff check .
