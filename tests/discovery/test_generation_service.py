@@ -8,10 +8,10 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Lattice, Structure
 
 from catalog.models import Material
-from catalog.structures import describe
 from discovery.generation import RandomStructureConfig, SubstitutionConfig
 from discovery.models import Campaign, CampaignRound, Candidate
 from discovery.services.generation import choose_parents, generate_candidates
+from tests.factories import make_material
 
 pytestmark = pytest.mark.django_db
 
@@ -25,25 +25,7 @@ def _perovskite(a: str, b: str, x: str = "O", lattice: float = 3.9) -> Structure
 
 
 def _add_material(structure: Structure, tag: str, e_above_hull: float | None = None) -> Material:
-    d = describe(structure)
-    return Material.objects.create(
-        public_id=f"gn-t{tag}",
-        structure=structure.as_dict(),
-        formula_reduced=d.formula_reduced,
-        formula_anonymous=d.formula_anonymous,
-        elements=list(d.elements),
-        nelements=len(d.elements),
-        chemsys=d.chemsys,
-        nsites=d.nsites,
-        volume=d.volume,
-        density=d.density,
-        spacegroup_number=d.spacegroup_number,
-        spacegroup_symbol=d.spacegroup_symbol,
-        crystal_system=d.crystal_system,
-        symprec=d.symprec,
-        fingerprint=d.fingerprint,
-        e_above_hull=e_above_hull,
-    )
+    return make_material(structure, public_id=f"gn-t{tag}", source_id=f"gen-{tag}", e_above_hull=e_above_hull)
 
 
 @pytest.fixture
