@@ -1,4 +1,4 @@
-"""Fixtures for the discovery tests. Catalog services from other branches get test-only stand-ins when missing."""
+"""Fixtures for the discovery tests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.discovery import dft_support
-
-dft_support.install_catalog_fallbacks()
+from tests.discovery import dft_support  # noqa: F401 - registers the slow-fake DFT backend
 
 
 @pytest.fixture
