@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
-from discovery.campaign_config import CampaignConfigError, validate
+from discovery.campaign_config import CampaignConfigError
 from discovery.models import Campaign, CampaignRound, DFTJob
 from discovery.services import campaigns as services
 from discovery.services import dft
@@ -59,7 +59,7 @@ class CampaignForm(forms.ModelForm):
         raw["elements"] = data.get("elements_text", "")
         raw["pipelines"] = list(data.get("pipelines_choice") or [])
         try:
-            self.validated = validate(raw)
+            self.validated = services.validate_config(raw)
         except CampaignConfigError as exc:
             for key, message in exc.errors.items():
                 field = {"elements": "elements_text", "pipelines": "pipelines_choice"}.get(key, key)

@@ -6,6 +6,7 @@ Pure module (no Django). ``CampaignConfigError.errors`` maps each bad field to a
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,11 @@ class CampaignConfig:
         return asdict(self)
 
 
-def validate(raw: dict[str, Any]) -> CampaignConfig:
-    """Check every field and return a normalised config, or raise ``CampaignConfigError`` listing all problems."""
+def validate(raw: dict[str, Any], backends: Iterable[str] = DFT_BACKENDS) -> CampaignConfig:
+    """Check every field and return a normalised config, or raise ``CampaignConfigError`` listing all problems.
+
+    ``backends``: the DFT backend names this deployment knows (plugins add to the built-in ones).
+    """
     known = {f.name for f in fields(CampaignConfig)}
     errors: dict[str, str] = {}
     for key in raw:
@@ -123,8 +127,9 @@ def validate(raw: dict[str, Any]) -> CampaignConfig:
         max_elements = values.setdefault("max_elements", min(CampaignConfig.max_elements, len(values["elements"])))
         if max_elements > len(values["elements"]):
             errors["max_elements"] = f"{max_elements} is more than the {len(values['elements'])} elements allowed"
-    if values.get("dft_backend", "gpaw") not in DFT_BACKENDS:
-        errors["dft_backend"] = f"'{values['dft_backend']}' is not one of {', '.join(DFT_BACKENDS)}"
+    backends = sorted(backends)
+    if values.get("dft_backend", "gpaw") not in backends:
+        errors["dft_backend"] = f"'{values['dft_backend']}' is not one of {', '.join(backends)}"
     if values.get("dft_preset", "fast") not in DFT_PRESETS:
         errors["dft_preset"] = f"'{values['dft_preset']}' is not one of {', '.join(DFT_PRESETS)}"
     if "seed" in values:
@@ -137,7 +142,7 @@ def validate(raw: dict[str, Any]) -> CampaignConfig:
     return CampaignConfig(**values)
 
 
-def load_toml(path: Path) -> CampaignConfig:
+def load_toml(path: Path, backends: Iterable[str] = DFT_BACKENDS) -> CampaignConfig:
     """Read a ``launch_campaign --config FILE.toml``; a syntax error names the file and line."""
     try:
         raw = tomllib.loads(Path(path).read_text())
@@ -145,7 +150,7 @@ def load_toml(path: Path) -> CampaignConfig:
         raise CampaignConfigError({"config": f"file not found: {path}"}) from exc
     except tomllib.TOMLDecodeError as exc:
         raise CampaignConfigError({"config": f"{path}: {exc}"}) from exc
-    return validate(raw.get("campaign", raw))
+    return validate(raw.get("campaign", raw), backends)
 
 
 # Presets small enough for a laptop: `demo` finishes in a few minutes on 2 cores with the fast GPAW preset.

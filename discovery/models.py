@@ -156,6 +156,15 @@ class DFTJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # At most one live (queued, running or succeeded) job per candidate and level of theory: a re-run stage or
+            # a duplicate message finds the existing job instead of computing the same crystal twice.
+            models.UniqueConstraint(
+                fields=["candidate", "backend", "preset"],
+                condition=models.Q(candidate__isnull=False) & ~models.Q(state__in=["failed", "cancelled"]),
+                name="one_live_dft_job_per_candidate",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"DFTJob {self.pk} {self.backend}/{self.preset} {self.state}"

@@ -236,5 +236,10 @@ GNOMON_VASP = {  # VASP on a SLURM cluster: see discovery/dft/vasp_backend.py
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-dft-jobs": {"task": "discovery.tasks.requeue_stale_dft_jobs", "schedule": 300.0},
     # Campaigns live in PostgreSQL; this re-sends the nudge to any active campaign that stopped moving.
-    "resume-stalled-campaigns": {"task": "discovery.tasks.resume_stalled_campaigns_task", "schedule": 60.0},
+    "resume-stalled-campaigns": {
+        "task": "discovery.tasks.resume_stalled_campaigns_task",
+        "schedule": float(os.environ.get("GNOMON_RESUME_EVERY_S", "60")),
+    },
 }
+# A running campaign whose row has not changed for this long is nudged again by the beat task above.
+GNOMON_STALLED_AFTER_S = float(os.environ.get("GNOMON_STALLED_AFTER_S", "120"))

@@ -71,6 +71,9 @@ class SubstitutionConfig:
     max_partial: int = 2  # subsets of size ≤ max_partial (and their complements) within an orbit
     max_sites_for_partial: int = 48  # larger cells: whole-orbit partials only
     supercell: tuple[int, int, int] | None = None  # expand primitive parents (e.g. (2, 1, 1)) before substituting
+    # Primitive cells smaller than this are doubled (then quadrupled) so that partial substitutions can order ions
+    # across cells: a 2-atom rock salt has no partial substitution, its doubled cell has (Na,K)Cl orderings.
+    min_sites: int = 4
     max_children_per_parent: int | None = 40
     allowed_elements: frozenset[str] | None = None
     max_elements: int | None = None
@@ -122,9 +125,11 @@ def analyse_parent(
     symprec: float = 0.1,
     max_sites_for_partial: int = 48,
     supercell: tuple[int, int, int] | None = None,
+    min_sites: int = 0,
 ):
     """Symmetry and chemistry of one parent (reduced to its primitive cell, then optionally expanded to
-    ``supercell`` so that partial substitutions can order sites across primitive cells); None when spglib fails."""
+    ``supercell``, or to the smallest of 2×1×1, 2×2×1, 2×2×2 with ≥ ``min_sites`` sites, so that partial
+    substitutions can order sites across primitive cells); None when spglib fails."""
     lattice = np.array(structure.lattice.matrix, dtype=float)
     frac = np.array(structure.frac_coords, dtype=float) % 1.0
     numbers = np.array(structure.atomic_numbers)
@@ -148,6 +153,8 @@ def analyse_parent(
     except Exception as exc:  # noqa: BLE001 - spglib raises on degenerate cells; skip the parent
         logger.debug("spglib failed for parent %s: %s", parent_id, exc)
         return None
+    if supercell is None and len(numbers) < min_sites:
+        supercell = next((sc for sc in ((2, 1, 1), (2, 2, 1)) if len(numbers) * np.prod(sc) >= min_sites), (2, 2, 2))
     if supercell is not None and tuple(supercell) != (1, 1, 1):
         scale = np.array(supercell, dtype=int)
         offsets = np.array(list(itertools.product(*(range(n) for n in scale))), dtype=float)
@@ -356,7 +363,7 @@ class SubstitutionGenerator:
 
     def children(self, structure: Structure, parent_id: Any = None) -> list[GeneratedCandidate]:
         cfg = self.config
-        info = analyse_parent(structure, parent_id, cfg.symprec, cfg.max_sites_for_partial, cfg.supercell)
+        info = analyse_parent(structure, parent_id, cfg.symprec, cfg.max_sites_for_partial, cfg.supercell, cfg.min_sites)
         if info is None:
             return []
         return [self.realise(info, p) for p in self.propose(info)]

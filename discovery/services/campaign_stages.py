@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from statistics import mean
 
-from django.db.models import Count
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from catalog.models import Scheme
@@ -35,12 +35,11 @@ def run_stage(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) ->
     }.get(rnd.stage)
     if handler is None:
         raise ValueError(f"unknown round stage '{rnd.stage}'")
+    stage = rnd.stage  # the handler moves rnd.stage on; time is booked to the stage that ran
     started = time.monotonic()
     action = handler(campaign, rnd, config)
     timings = dict(rnd.timings)
-    timings[rnd.stage if rnd.stage != "verifying" else "verify"] = round(
-        timings.get(rnd.stage, 0) + time.monotonic() - started, 3
-    )
+    timings[stage] = round(timings.get(stage, 0) + time.monotonic() - started, 3)
     CampaignRound.objects.filter(pk=rnd.pk).update(timings=timings)
     return action
 
@@ -75,25 +74,36 @@ def current_model(campaign: Campaign) -> ModelVersion | None:
 
 
 def training_scheme(config: CampaignConfig) -> Scheme:
-    """The scheme the screening ensemble learns from: the campaign's own DFT scheme once it holds enough crystals,
-    before that the largest hull-building scheme of the same level of theory family (e.g. the GPAW bootstrap seed)."""
+    """The scheme the screening ensemble learns from.
+
+    The campaign's own DFT scheme once it holds ``MIN_TRAINING_CRYSTALS`` crystals in at least three chemical systems
+    (the split is by chemsys). Before that, the best seed among the hull-building schemes with three or more systems:
+    same level-of-theory family first (e.g. the GPAW bootstrap seed for a GPAW campaign), then the one with most
+    crystals touching the campaign's elements, then the largest.
+    """
     from discovery.services.dft import scheme_for
 
     own = scheme_for(config.dft_backend, config.dft_preset)
-    counts = (
+    stats = list(
         Scheme.objects.exclude(kind=Scheme.Kind.STABILITY_VALUE)
         .filter(energies__material__isnull=False)
-        .annotate(n=Count("energies"))
-        .order_by("-n")
+        .annotate(
+            n=Count("energies"),
+            n_chemsys=Count("energies__chemsys", distinct=True),
+            n_in_space=Count("energies", filter=Q(energies__elements__overlap=list(config.elements))),
+        )
+        .filter(n_chemsys__gte=3)
     )
-    own_count = next((s.n for s in counts if s.pk == own.pk), 0)
-    if own_count >= MIN_TRAINING_CRYSTALS:
-        return own
-    same_family = [s for s in counts if s.name.split("-")[0] == own.name.split("-")[0] and s.is_dft == own.is_dft]
-    pool = same_family or list(counts)
-    if not pool:
-        raise ValueError("no scheme has crystals with energies to train a screening model on; load seed data first")
-    return pool[0]
+    for scheme in stats:
+        if scheme.pk == own.pk and scheme.n >= MIN_TRAINING_CRYSTALS:
+            return own
+    if not stats:
+        raise ValueError(
+            "no scheme has crystals with energies in three or more chemical systems to train a screening model on; "
+            "load seed data first (python manage.py load_seed)"
+        )
+    family = own.name.split("-")[0]
+    return max(stats, key=lambda s: (s.name.split("-")[0] == family and s.is_dft == own.is_dft, s.n_in_space, s.n))
 
 
 def train_campaign_model(campaign: Campaign, config: CampaignConfig) -> ModelVersion:
@@ -155,6 +165,9 @@ def wait_for_jobs(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig
     pending = jobs.exclude(state__in=TERMINAL).count()
     if pending:
         raise StageWaiting(f"{pending} of {jobs.count()} DFT jobs pending in round {rnd.index}")
+    span = jobs.aggregate(first=Min("created_at"), last=Max("finished_at"))
+    if span["first"] and span["last"]:
+        rnd.timings = {**rnd.timings, "dft_wall": round((span["last"] - span["first"]).total_seconds(), 3)}
     _set_stage(rnd, "fold")
     return "all DFT jobs finished"
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from discovery.campaign_config import CampaignConfig, CampaignConfigError, validate
+from discovery.dft.base import available_backends, load_plugins
 from discovery.models import Campaign, CampaignRound, DFTJob
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,16 @@ TERMINAL_JOB_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State
 
 class CampaignStateError(ValueError):
     """The requested transition is not allowed from the campaign's current status."""
+
+
+def deployment_backends() -> list[str]:
+    """Every DFT backend of this deployment: the built-ins plus those of ``GNOMON_DFT_BACKEND_PLUGINS``."""
+    load_plugins(settings.GNOMON_DFT_BACKEND_PLUGINS)
+    return available_backends()
+
+
+def validate_config(raw: dict[str, Any]) -> CampaignConfig:
+    return validate(raw, backends=deployment_backends())
 
 
 def _require_staff(user) -> None:
@@ -46,7 +58,7 @@ def _nudge(campaign_id: int) -> None:
 def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool = False) -> Campaign:
     """Validate settings and store a draft campaign (queued at once with ``launch``)."""
     _require_staff(user)
-    config = raw if isinstance(raw, CampaignConfig) else validate(dict(raw))
+    config = raw if isinstance(raw, CampaignConfig) else validate_config(dict(raw))
     try:
         with transaction.atomic():
             campaign = Campaign.objects.create(
@@ -65,7 +77,7 @@ def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool 
 
 
 def campaign_config(campaign: Campaign) -> CampaignConfig:
-    return validate(dict(campaign.config))
+    return validate_config(dict(campaign.config))
 
 
 def _transition(campaign: Campaign, allowed_from: tuple[str, ...], to: str, *, user) -> Campaign:
@@ -195,12 +207,14 @@ def _finish(campaign: Campaign, why: str) -> AdvanceResult:
     return AdvanceResult(campaign.pk, f"completed: {why}")
 
 
-def resume_stalled_campaigns(stalled_after: timedelta = timedelta(minutes=2)) -> list[int]:
+def resume_stalled_campaigns(stalled_after: timedelta | None = None) -> list[int]:
     """Beat task body: re-nudge active campaigns that have not moved lately, and re-send lost DFT jobs.
 
     A Redis restart can drop queued messages; rows in PostgreSQL still say what is pending, so we send them again.
     Re-sending is harmless because every stage and job is idempotent.
     """
+    if stalled_after is None:
+        stalled_after = timedelta(seconds=settings.GNOMON_STALLED_AFTER_S)
     cutoff = timezone.now() - stalled_after
     stalled = list(Campaign.objects.filter(status__in=ACTIVE, updated_at__lt=cutoff).values_list("pk", flat=True))
     lost_jobs = list(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from pymatgen.core import Structure
 
@@ -132,10 +132,15 @@ def create_job(
                     "is_reference": is_reference}
     if origin:
         job_settings["origin"] = origin
-    return DFTJob.objects.create(
-        candidate=candidate, material=material, input_structure=structure.as_dict(), backend=backend, preset=preset,
-        settings=job_settings,
-    )
+    try:
+        with transaction.atomic():
+            return DFTJob.objects.create(
+                candidate=candidate, material=material, input_structure=structure.as_dict(), backend=backend,
+                preset=preset, settings=job_settings,
+            )
+    except IntegrityError:  # another process created the candidate's job meanwhile (one_live_dft_job_per_candidate)
+        return (DFTJob.objects.filter(candidate=candidate, backend=backend, preset=preset)
+                .exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED]).get())
 
 
 def enqueue_job(job: DFTJob) -> None:
@@ -171,7 +176,11 @@ def retry_failed_jobs(job_ids: Iterable[int]) -> int:
         ):
             job.state = DFTJob.State.QUEUED
             job.finished_at = None
-            job.save(update_fields=["state", "finished_at"])
+            try:
+                with transaction.atomic():
+                    job.save(update_fields=["state", "finished_at"])
+            except IntegrityError:  # the candidate already has a newer live job: nothing to retry
+                continue
             enqueue_job(job)
             n += 1
     return n

@@ -11,7 +11,8 @@ from pymatgen.core import Lattice, Structure
 from catalog.models import ElementalReference, EnergyRecord, HullEntry, Material, MaterialOrigin
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
 from discovery.services import dft
-from tests.discovery import dft_support
+from tests.discovery import dft_support  # noqa: F401 - registers the slow-fake backend
+from tests.factories import make_material
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +182,7 @@ def test_admin_retry_action(admin_client, _fake_backend):
 
 
 def test_run_dft_command_on_a_material(capsys):
-    material, _ = dft_support._materials_module().register_material(_nacl(), dataset="test", source_id="nacl")
+    material = make_material(_nacl(), dataset="test", source_id="nacl")
     call_command("run_dft", material=material.public_id, backend=BACKEND, preset="fast")
     out = capsys.readouterr().out
     assert "succeeded" in out and "TEST-fake-fast" in out and material.public_id in out

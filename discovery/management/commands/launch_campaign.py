@@ -9,9 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from discovery.campaign_config import PRESETS, CampaignConfigError, load_toml, validate
+from discovery.campaign_config import PRESETS, CampaignConfigError, load_toml
 from discovery.models import Campaign
-from discovery.services.campaigns import create_campaign, launch_campaign
+from discovery.services.campaigns import create_campaign, deployment_backends, launch_campaign, validate_config
 
 FINAL = (Campaign.Status.COMPLETED, Campaign.Status.FAILED, Campaign.Status.CANCELLED)
 
@@ -30,7 +30,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            config = load_toml(options["config"]) if options["config"] else validate(dict(PRESETS[options["preset"]]))
+            if options["config"]:
+                config = load_toml(options["config"], backends=deployment_backends())
+            else:
+                config = validate_config(dict(PRESETS[options["preset"]]))
             if options["name"]:
                 config.name = options["name"]
             user = self._user(options["user"])

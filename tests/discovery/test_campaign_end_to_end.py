@@ -1,0 +1,121 @@
+"""Campaigns run by real Celery worker processes: a tiny campaign end to end, and one whose worker is SIGKILLed.
+
+Everything real except the DFT energies (the ``slow-fake`` backend's toy energies): generation from the seed
+catalog, a trained (tiny) screening ensemble, acquisition, DFT jobs on the ``dft`` queue, the living hull, retraining.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from catalog.models import HullEntry, MaterialOrigin
+from discovery.models import Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
+from discovery.services.campaigns import create_campaign
+from tests.discovery import campaign_support as support
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+TINY = {
+    "elements": ["Na", "K", "Cl"],
+    "max_elements": 3,
+    "pipelines": ["structural"],
+    "rounds": 2,
+    "candidates_per_round": 12,
+    "dft_per_round": 2,
+    "ensemble_size": 2,
+    "epochs": 2,
+    "max_atoms": 4,
+    "max_predicted_e_above_hull": 2.0,  # a 2-epoch model is poor; let it pick anyway
+    "cap_per_chemsys": 2,
+    "dft_backend": "slow-fake",
+    "dft_preset": "fast",
+}
+
+
+@pytest.fixture
+def campaign_env(tmp_path, settings):
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
+    support.purge_queues()
+    support.seed_catalog()
+    staff = get_user_model().objects.create_user("launcher", is_staff=True)
+    return tmp_path, staff
+
+
+def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env):
+    var, staff = campaign_env
+    log = var / "worker.log"
+    campaign = create_campaign({**TINY, "name": "tiny-e2e"}, user=staff, launch=True)
+    worker = support.start_worker("e2e", log, var)
+    try:
+        support.wait_for(support.campaign_finished(campaign), 420, "the campaign to finish", log)
+    finally:
+        support.stop(worker)
+
+    assert campaign.status == Campaign.Status.COMPLETED, campaign.error
+    rounds = list(CampaignRound.objects.filter(campaign=campaign).order_by("index"))
+    assert [r.index for r in rounds] == [0, 1] and all(r.stage == "done" for r in rounds)
+    for rnd in rounds:
+        assert rnd.n_generated >= rnd.n_deduplicated > 0
+        assert 0 < rnd.n_selected <= TINY["dft_per_round"]
+        assert rnd.n_dft_done + rnd.n_dft_failed == rnd.n_selected
+        assert rnd.n_dft_done > 0 and rnd.hit_rate is not None and 0 <= rnd.hit_rate <= 1
+        assert rnd.model_version is not None and rnd.model_mae is not None
+        assert {"generate", "screen", "verify", "fold"} <= set(rnd.timings)
+    # a model for round 0, retrained after it for round 1 (no retraining after the last round)
+    models = list(ModelVersion.objects.filter(campaign=campaign).order_by("created_at"))
+    assert len(models) == 2 and rounds[0].model_version == models[0] and rounds[1].model_version == models[1]
+    assert all(len(m.weights) == TINY["ensemble_size"] for m in models)
+
+    verified = Candidate.objects.filter(round__campaign=campaign, status=Candidate.Status.VERIFIED)
+    assert verified.count() == sum(r.n_dft_done for r in rounds)
+    for candidate in verified:
+        origin = MaterialOrigin.objects.get(material=candidate.material, kind=MaterialOrigin.Kind.CAMPAIGN)
+        assert origin.details["campaign"] == campaign.pk
+        # the living hull: every verified energy has its hull entry, placed against the system's references
+        job = candidate.dft_jobs.get(state=DFTJob.State.SUCCEEDED)
+        entry = HullEntry.objects.get(energy_record=job.energy_record)
+        assert entry.status == HullEntry.Status.OK and entry.e_above_hull is not None
+    support.assert_no_duplicates(campaign)
+
+
+def test_campaign_survives_a_sigkilled_worker_without_duplicates(campaign_env):
+    """Kill the worker (and its children) while a round's DFT jobs run; a new worker finishes the campaign."""
+    var, staff = campaign_env
+    log = var / "worker.log"
+    campaign = create_campaign({**TINY, "name": "tiny-kill"}, user=staff, launch=True)
+    fast_beat = {"GNOMON_RESUME_EVERY_S": "3", "GNOMON_STALLED_AFTER_S": "5"}
+    first = support.start_worker("kill1", log, var, dft_sleep=4, beat=True, extra_env=fast_beat)
+    try:
+        def a_round_job_runs() -> bool:
+            return DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).exists()
+
+        support.wait_for(a_round_job_runs, 300, "a DFT job of the campaign to start", log)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=20)
+    finally:
+        support.stop(first)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING  # nothing finished it behind our back
+    orphaned = DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).count()
+    assert orphaned >= 1
+
+    second = support.start_worker("kill2", log, var, dft_sleep=0, beat=True, extra_env=fast_beat)
+    try:
+        support.wait_for(support.campaign_finished(campaign), 420, "the campaign to finish after the kill", log)
+    finally:
+        support.stop(second)
+
+    assert campaign.status == Campaign.Status.COMPLETED, campaign.error
+    rounds = list(CampaignRound.objects.filter(campaign=campaign).order_by("index"))
+    assert [r.stage for r in rounds] == ["done", "done"]
+    jobs = DFTJob.objects.filter(candidate__round__campaign=campaign)
+    assert jobs.filter(state=DFTJob.State.SUCCEEDED).count() == sum(r.n_dft_done for r in rounds) > 0
+    assert not jobs.exclude(state__in=[DFTJob.State.SUCCEEDED, DFTJob.State.FAILED]).exists()
+    assert jobs.filter(attempts__gte=2).exists()  # the killed job ran again, on the second worker
+    support.assert_no_duplicates(campaign)
