@@ -39,8 +39,8 @@ def _requeue_on_worker_start(sender=None, **_kwargs) -> None:
 
 
 @shared_task(name="discovery.tasks.advance_campaign_task", acks_late=True, ignore_result=True)
-def advance_campaign_task(campaign_id: int) -> str:
-    return campaigns.advance_campaign(campaign_id).action
+def advance_campaign_task(campaign_id: int, queue: str | None = None) -> str:
+    return campaigns.advance_campaign(campaign_id, queue=queue).action
 
 
 @shared_task(name="discovery.tasks.resume_stalled_campaigns_task", ignore_result=True)

@@ -130,6 +130,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues: default (orchestration), dft (DFT jobs), screening (campaign stages that train or run the graph networks;
+# discovery.services.campaigns.STAGE_QUEUES sends them there explicitly).
 CELERY_TASK_ROUTES = {
     "discovery.tasks.screen_*": {"queue": "screening"},
     "discovery.tasks.run_dft_*": {"queue": "dft"},

@@ -48,11 +48,31 @@ def _require_staff(user) -> None:
         raise PermissionDenied("only staff users can launch or change campaigns")
 
 
-def _nudge(campaign_id: int) -> None:
-    """Ask a worker to advance the campaign once the current transaction has committed."""
+# Graph-network work (screening, retraining) goes to the ``screening`` queue, which a deployment can serve from a GPU
+# host; everything else of the orchestration runs on ``default``. DFT jobs have their own ``dft`` queue.
+STAGE_QUEUES = {"screen": "screening", "retrain": "screening"}
+
+
+def queue_for(stage: str | None) -> str:
+    return STAGE_QUEUES.get(stage or "", "default")
+
+
+def _current_stage(campaign_id: int) -> str | None:
+    return (
+        CampaignRound.objects.filter(campaign_id=campaign_id).order_by("-index").values_list("stage", flat=True).first()
+    )
+
+
+def _send(campaign_id: int, queue: str) -> None:
     from discovery.tasks import advance_campaign_task
 
-    transaction.on_commit(lambda: advance_campaign_task.delay(campaign_id))
+    advance_campaign_task.apply_async((campaign_id, queue), queue=queue)
+
+
+def _nudge(campaign_id: int, stage: str | None = None) -> None:
+    """Ask a worker of the right queue to advance the campaign once the current transaction has committed."""
+    queue = queue_for(stage if stage is not None else _current_stage(campaign_id))
+    transaction.on_commit(lambda: _send(campaign_id, queue))
 
 
 def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool = False) -> Campaign:
@@ -156,8 +176,12 @@ class AdvanceResult:
     action: str
 
 
-def advance_campaign(campaign_id: int) -> AdvanceResult:
-    """Run the next step of a campaign, if any. Safe to call any number of times, from any worker."""
+def advance_campaign(campaign_id: int, queue: str | None = None) -> AdvanceResult:
+    """Run the next step of a campaign, if any. Safe to call any number of times, from any worker.
+
+    ``queue``: the queue this call was delivered on; a stage that belongs to another queue is handed over to it
+    (``None``, as in tests and the shell, runs whatever stage is next).
+    """
     from discovery.services import campaign_stages as stages
 
     failure = ""
@@ -181,6 +205,11 @@ def advance_campaign(campaign_id: int) -> AdvanceResult:
             current = CampaignRound.objects.create(
                 campaign=campaign, index=0 if current is None else current.index + 1, stage="generate"
             )
+        wanted = queue_for(current.stage)
+        if queue is not None and queue != wanted:
+            Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
+            _nudge(campaign.pk, current.stage)
+            return AdvanceResult(campaign_id, f"handed to the {wanted} queue")
         try:
             with transaction.atomic():  # a failing stage rolls back its own writes only
                 action = stages.run_stage(campaign, current, config)
@@ -195,7 +224,7 @@ def advance_campaign(campaign_id: int) -> AdvanceResult:
             campaign.save(update_fields=["status", "error", "finished_at", "updated_at"])
             return AdvanceResult(campaign_id, "failed")
         Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
-        _nudge(campaign.pk)
+        _nudge(campaign.pk, current.stage)
         return AdvanceResult(campaign_id, action)
 
 
@@ -223,10 +252,9 @@ def resume_stalled_campaigns(stalled_after: timedelta | None = None) -> list[int
         ).values_list("pk", flat=True)
     )
     from discovery.services import dft
-    from discovery.tasks import advance_campaign_task
 
     for job in DFTJob.objects.filter(pk__in=lost_jobs):
         dft.enqueue_job(job)
     for campaign_id in stalled:
-        advance_campaign_task.delay(campaign_id)
+        _send(campaign_id, queue_for(_current_stage(campaign_id)))
     return stalled

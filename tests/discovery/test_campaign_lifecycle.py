@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 
 from discovery.campaign_config import CampaignConfigError
-from discovery.models import Campaign
+from discovery.models import Campaign, CampaignRound
 from discovery.services.campaigns import (
     CampaignStateError,
     cancel_campaign,
@@ -70,3 +70,21 @@ def test_duplicate_name_and_bad_settings_are_clear_errors(staff):
         create_campaign({"name": "x", "elements": ["Li", "Zz"]}, user=staff)
     assert "Zz" in err.value.errors["elements"]
     assert Campaign.objects.count() == 1
+
+
+def test_screening_stages_are_handed_to_the_screening_queue(staff, monkeypatch, django_capture_on_commit_callbacks):
+    """A stage message delivered on the wrong queue is passed on, not run there: GNN work belongs to 'screening'."""
+    from discovery.services import campaigns as services
+
+    sent = []
+    monkeypatch.setattr(services, "_send", lambda campaign_id, queue: sent.append((campaign_id, queue)))
+    campaign = services.create_campaign({"name": "queues", "elements": ["Na", "Cl"]}, user=staff)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
+    CampaignRound.objects.create(campaign=campaign, index=0, stage="screen")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.advance_campaign(campaign.pk, queue="default")
+    assert result.action == "handed to the screening queue"
+    assert sent == [(campaign.pk, "screening")]
+    assert CampaignRound.objects.get(campaign=campaign).stage == "screen"  # nothing ran
+    assert services.queue_for("screen") == services.queue_for("retrain") == "screening"
+    assert services.queue_for("generate") == services.queue_for("fold") == "default"
