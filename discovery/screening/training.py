@@ -12,7 +12,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -72,6 +72,22 @@ class TrainingConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def fit_to_data_size(config: TrainingConfig, n_train: int, min_steps: int, max_epochs: int = 300) -> TrainingConfig:
+    """Smaller batches and more epochs for small training sets, so that a model takes ≥ ``min_steps`` optimizer steps.
+
+    A campaign's first model may see a few dozen crystals: with 64 per batch and 5 epochs it would take 5 steps and
+    predict little more than the mean. Batches shrink to about an eighth of the set (never below 8) and epochs grow
+    to reach ``min_steps`` (at most ``max_epochs``); early stopping still ends training when validation stalls.
+    """
+    if n_train < 1:
+        return config
+    batch_size = max(min(config.batch_size, n_train // 8), min(8, n_train))
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    epochs = min(max(config.epochs, math.ceil(min_steps / steps_per_epoch)), max(max_epochs, config.epochs))
+    patience = max(config.patience, epochs // 5)
+    return replace(config, batch_size=batch_size, epochs=epochs, patience=patience)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from discovery.campaign_config import CampaignConfig
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
 
 MIN_TRAINING_CRYSTALS = 50  # below this the campaign's own scheme is too small to train on
+MIN_OPTIMIZER_STEPS = 150  # per ensemble member: small seed sets get smaller batches and more epochs
 TERMINAL = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 
 
@@ -116,6 +117,7 @@ def train_campaign_model(campaign: Campaign, config: CampaignConfig) -> ModelVer
         ensemble_size=config.ensemble_size,
         training_config=TrainingConfig(epochs=config.epochs, seed=config.seed),
         name=f"{campaign.name}-r{campaign.rounds.count()}",
+        min_optimizer_steps=MIN_OPTIMIZER_STEPS,
     )
     version.campaign = campaign
     version.save(update_fields=["campaign"])

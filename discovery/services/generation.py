@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 
 from catalog.models import Material
 from catalog.structures import chemsys_of
@@ -65,15 +66,32 @@ def _default_workers() -> int:
     return int(configured) if configured else min(2, os.cpu_count() or 1)
 
 
-def choose_parents(elements: Sequence[str], max_elements: int, limit: int | None = 5000, max_foreign: int = 2):
+# Parents are crystals: a molecule in a vacuum box (a bootstrap reference such as Cl2) has hundreds of Å³ per atom,
+# while the loosest elemental solid (Cs) has ~117. Substituting into such a box only makes absurd "crystals".
+MAX_PARENT_VOLUME_PER_ATOM = 150.0  # Å³
+# GNoME substitutes into stable crystals; hypothetical prototypes far above the hull make poor (often unbalanced) parents.
+MAX_PARENT_E_ABOVE_HULL = 0.1  # eV/atom; parents with no hull position yet are kept
+
+
+def choose_parents(
+    elements: Sequence[str],
+    max_elements: int,
+    limit: int | None = 5000,
+    max_foreign: int = 2,
+    max_e_above_hull: float | None = MAX_PARENT_E_ABOVE_HULL,
+):
     """Catalog materials to substitute: at least one element in the space, at most ``max_foreign`` outside it
-    (those must be substituted away), at most ``max_elements + 1`` elements; stable and low-e_above_hull first."""
+    (those must be substituted away), at most ``max_elements + 1`` elements, crystals (not molecules in a box)
+    within ``max_e_above_hull`` of their hull; stable and low-e_above_hull first."""
     allowed = set(elements)
-    qs = (
-        Material.objects.filter(elements__overlap=list(allowed), nelements__lte=max_elements + 1)
-        .order_by("e_above_hull", "id")
-        .values_list("id", "elements")
+    qs = Material.objects.filter(
+        elements__overlap=list(allowed),
+        nelements__lte=max_elements + 1,
+        volume__lte=F("nsites") * MAX_PARENT_VOLUME_PER_ATOM,
     )
+    if max_e_above_hull is not None:
+        qs = qs.filter(Q(e_above_hull__isnull=True) | Q(e_above_hull__lte=max_e_above_hull))
+    qs = qs.order_by(F("e_above_hull").asc(nulls_last=True), "id").values_list("id", "elements")
     ids = []
     for pk, els in qs.iterator(chunk_size=5000):
         if len(set(els) - allowed) <= max_foreign:

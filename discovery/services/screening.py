@@ -27,7 +27,13 @@ from discovery.screening.ensemble import train_ensemble as train_ensemble_member
 from discovery.screening.graphs import GraphFeaturizer, UnsupportedStructureError
 from discovery.screening.model import ModelConfig
 from discovery.screening.stability import HullReferences
-from discovery.screening.training import EpochRecord, TrainingConfig, TrainingDataError, split_by_chemsys
+from discovery.screening.training import (
+    EpochRecord,
+    TrainingConfig,
+    TrainingDataError,
+    fit_to_data_size,
+    split_by_chemsys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +132,13 @@ def train_ensemble(
     name: str = "",
     on_epoch: Callable[[int, EpochRecord], None] | None = None,
     on_featurised: Callable[[int], None] | None = None,
+    min_optimizer_steps: int | None = None,
 ) -> ModelVersion:
-    """Train K models on ``scheme`` (split by chemsys), save their weights and record a ``ModelVersion``."""
+    """Train K models on ``scheme`` (split by chemsys), save their weights and record a ``ModelVersion``.
+
+    ``min_optimizer_steps``: adapt batch size and epochs to the data size (``fit_to_data_size``) so that small
+    training sets still train; the hyper-parameters recorded are the ones used.
+    """
     model_config = model_config or ModelConfig()
     training_config = training_config or TrainingConfig()
     data = training_set(scheme, max_samples=max_samples, seed=training_config.seed)
@@ -147,6 +158,8 @@ def train_ensemble(
         on_featurised(len(graphs))
     targets = [data.targets[i] for i in kept]
     split = split_by_chemsys([data.chemsys[i] for i in kept], split_fractions, seed=training_config.seed)
+    if min_optimizer_steps:
+        training_config = fit_to_data_size(training_config, len(split.train), min_optimizer_steps)
     result = train_ensemble_members(
         graphs, targets, split, ensemble_size, model_config, training_config, device=device, on_epoch=on_epoch
     )
