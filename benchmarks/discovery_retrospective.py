@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_result  # noqa: E402
+from discovery.screening.acquisition import AcquisitionRule, Scored, select  # noqa: E402
 
 STABLE_HEAT_REF = 0.2  # eV/atom, the perov_5 study's stability window
 
@@ -61,8 +63,10 @@ def active_learning(
         started = time.monotonic()
         hidden = np.array(sorted(set(range(n_pool)) - labelled))
         mean, std = fit_predict(np.array(sorted(labelled)), hidden)
-        score = mean - kappa * std
-        picks = hidden[np.argsort(score, kind="stable")[:per_round]]
+        # The campaign's own acquisition rule (mean − κ·std, lowest first); no threshold or per-chemsys cap here.
+        rule = AcquisitionRule(kappa=kappa, threshold=math.inf, top_n=per_round, max_per_chemsys=None)
+        scored = [Scored(int(i), "", float(m), float(s)) for i, m, s in zip(hidden, mean, std, strict=True)]
+        picks = np.array([pick.key for pick in select(scored, rule)], dtype=int)
         hit_rate = float(stable[picks].mean())
         labelled.update(picks.tolist())
         random_hidden = np.array(sorted(set(range(n_pool)) - random_labelled))

@@ -6,7 +6,8 @@ Uses the configured PostgreSQL/Redis (``DATABASE_URL``, ``CELERY_BROKER_URL``) o
 server, runs the demo campaign when the campaign engine is installed, and stops everything cleanly on Ctrl-C.
 
 ``--smoke`` does the same with a small slice of the seed data, checks that the web server answers and that the worker
-answers a ping, then shuts down: CI runs it to prove the embedded path works on a fresh machine.
+answers a ping, runs the one-round ``smoke`` campaign (CHGNet as the verifier) to completion, then shuts down: CI runs
+it to prove the embedded path works on a fresh machine.
 """
 
 from __future__ import annotations
@@ -144,7 +145,10 @@ def main() -> None:
 
         launch = ROOT / "discovery" / "management" / "commands" / "launch_campaign.py"
         if not options.no_campaign and launch.exists():
-            manage("launch_campaign", "--preset", "demo" if not options.smoke else "smoke")
+            if options.smoke:  # CI: the campaign must finish (generate → screen → verify → fold) on this machine
+                manage("launch_campaign", "--preset", "smoke", "--wait", "--timeout", "900")
+            else:
+                manage("launch_campaign", "--preset", "demo")
 
         if options.smoke:
             children.check_alive()

@@ -219,7 +219,12 @@ class RidgeCompositionModel:
         return m
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()))
+        """Written to a temporary file and renamed, so a process loading it never reads half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(self.to_dict()))
+        partial.replace(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RidgeCompositionModel:

@@ -109,6 +109,7 @@ def training_scheme(config: CampaignConfig) -> Scheme:
 
 def train_campaign_model(campaign: Campaign, config: CampaignConfig) -> ModelVersion:
     from discovery.screening.training import TrainingConfig
+    from discovery.services.generation import default_composition_model
     from discovery.services.screening import train_ensemble
 
     scheme = training_scheme(config)
@@ -118,6 +119,7 @@ def train_campaign_model(campaign: Campaign, config: CampaignConfig) -> ModelVer
         training_config=TrainingConfig(epochs=config.epochs, seed=config.seed),
         name=f"{campaign.name}-r{campaign.rounds.count()}",
         min_optimizer_steps=MIN_OPTIMIZER_STEPS,
+        prior=default_composition_model(),  # None without the Bartel data: the networks then learn Ef directly
     )
     version.campaign = campaign
     version.save(update_fields=["campaign"])

@@ -19,6 +19,7 @@ from django.db import transaction
 from pymatgen.core import Structure
 
 from catalog.models import EnergyRecord, HullEntry, Scheme
+from discovery.generation.compositional import RidgeCompositionModel
 from discovery.models import Candidate, ModelVersion
 from discovery.screening.acquisition import AcquisitionRule, Scored, select
 from discovery.screening.device import configure_threads, select_device
@@ -133,11 +134,18 @@ def train_ensemble(
     on_epoch: Callable[[int, EpochRecord], None] | None = None,
     on_featurised: Callable[[int], None] | None = None,
     min_optimizer_steps: int | None = None,
+    prior: RidgeCompositionModel | None = None,
 ) -> ModelVersion:
     """Train K models on ``scheme`` (split by chemsys), save their weights and record a ``ModelVersion``.
 
     ``min_optimizer_steps``: adapt batch size and epochs to the data size (``fit_to_data_size``) so that small
     training sets still train; the hyper-parameters recorded are the ones used.
+
+    ``prior``: a composition-only formation-energy model (the ridge baseline trained on Bartel et al.'s 85,014 MP
+    compositions). With it the graph networks learn the residual ``target − prior(composition)`` ("delta learning"):
+    a campaign's first model sees a few dozen crystals, far too few to learn chemistry from scratch, while the prior
+    already knows that NaCl is bound and KNa is not. Saved with the version; predictions add it back. Formation-energy
+    targets only.
     """
     model_config = model_config or ModelConfig()
     training_config = training_config or TrainingConfig()
@@ -157,6 +165,11 @@ def train_ensemble(
     if on_featurised is not None:
         on_featurised(len(graphs))
     targets = [data.targets[i] for i in kept]
+    if prior is not None and data.target != TARGET_FORMATION_ENERGY:
+        prior = None  # a composition prior of formation energies says nothing about a dataset's stability value
+    if prior is not None:
+        offsets = prior.predict([data.structures[i].composition.reduced_formula for i in kept])
+        targets = [t - float(o) for t, o in zip(targets, offsets, strict=True)]
     split = split_by_chemsys([data.chemsys[i] for i in kept], split_fractions, seed=training_config.seed)
     if min_optimizer_steps:
         training_config = fit_to_data_size(training_config, len(split.train), min_optimizer_steps)
@@ -184,6 +197,9 @@ def train_ensemble(
         "seconds_per_epoch": float(np.mean([m.seconds_per_epoch for m in members])),
         "device": str(device),
         "torch_threads": settings.GNOMON_TORCH_THREADS,
+        # with a prior, MAEs are of the residual, which equal those of prior + residual; the baseline is the prior
+        # plus the mean training residual
+        "prior": "composition-ridge" if prior is not None else None,
     }
     model_dir = Path(settings.MODEL_DIR)
     with transaction.atomic():
@@ -212,7 +228,15 @@ def train_ensemble(
             path = member.model.save(model_dir / relative)
             weights.append({"path": relative.as_posix(), "sha256": _sha256_file(path), "bytes": path.stat().st_size})
         version.weights = weights
-        version.save(update_fields=["weights"])
+        if prior is not None:
+            relative = Path("screening") / f"mv-{version.pk:06d}" / "prior.json"
+            prior.save(model_dir / relative)
+            version.hyperparameters = {
+                **version.hyperparameters,
+                "prior": {"kind": "ridge-magpie", "path": relative.as_posix(),
+                          "sha256": _sha256_file(model_dir / relative)},
+            }
+        version.save(update_fields=["weights", "hyperparameters"])
     logger.info(
         "trained %s on %d crystals: val MAE %.4f, test MAE %s eV/atom (mean-predictor %s)",
         version, len(data), result.val_mae, result.test_mae, result.baseline_test_mae,
@@ -240,6 +264,19 @@ def weight_paths(version: ModelVersion) -> list[Path]:
 
 def load_ensemble(version: ModelVersion) -> Ensemble:
     return Ensemble.load(weight_paths(version), device=_torch_device())
+
+
+def load_prior(version: ModelVersion) -> RidgeCompositionModel | None:
+    """The version's composition prior (checked against its sha256), or None when it was trained without one."""
+    spec = (version.hyperparameters or {}).get("prior")
+    if not spec:
+        return None
+    path = Path(settings.MODEL_DIR) / spec["path"]
+    if not path.is_file():
+        raise WeightsIntegrityError(f"model version {version.pk}: prior file {path} is missing")
+    if _sha256_file(path) != spec["sha256"]:
+        raise WeightsIntegrityError(f"model version {version.pk}: {path} differs from the recorded sha256; retrain")
+    return RidgeCompositionModel.load(path)
 
 
 def hull_references(scheme: Scheme, elements: Iterable[str]) -> HullReferences:
@@ -275,6 +312,9 @@ def screen_candidates(
     ensemble = load_ensemble(version)
     structures = [Structure.from_dict(c.structure) for c in candidates]
     prediction = ensemble.predict(structures, batch_size=batch_size or settings.GNOMON_SCREENING_BATCH_SIZE)
+    prior = load_prior(version)
+    if prior is not None:  # the networks predict the residual over the composition prior
+        prediction.mean = prediction.mean + prior.predict([s.composition.reduced_formula for s in structures])
     references = None
     if version.target == TARGET_FORMATION_ENERGY:
         elements = {el.symbol for s in structures for el in s.composition.elements}

@@ -1,0 +1,132 @@
+"""Fault injection: restart Redis, then PostgreSQL, in the middle of a campaign run by a real worker.
+
+A Redis restart loses every queued and unacknowledged message (this Redis keeps nothing on disk); a PostgreSQL restart
+cuts every connection, the worker's in the middle of a DFT job included. The campaign must still complete, with
+nothing lost or duplicated: its state lives in PostgreSQL, beat re-sends what is pending, DFT jobs retry on
+connection errors, and unique constraints refuse duplicates.
+
+These tests restart the machine's own servers (PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, as on CI),
+which needs root and cuts off everyone else using them: set ``GNOMON_SKIP_SERVER_RESTARTS=1`` to skip them on a
+shared machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from discovery.models import Campaign, CampaignRound, DFTJob
+from discovery.services.campaigns import create_campaign
+from tests.discovery import campaign_support as support
+from tests.discovery.test_campaign_end_to_end import TINY
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _why_not() -> str | None:
+    if os.environ.get("GNOMON_SKIP_SERVER_RESTARTS") == "1":
+        return "GNOMON_SKIP_SERVER_RESTARTS=1"
+    if os.geteuid() != 0:
+        return "restarting the machine's PostgreSQL and Redis needs root"
+    if not (shutil.which("pg_ctlcluster") and shutil.which("redis-cli") and shutil.which("redis-server")):
+        return "pg_ctlcluster, redis-cli or redis-server not found"
+    db = connection.settings_dict
+    if (db["HOST"] or "") not in ("127.0.0.1", "localhost") or str(db["PORT"] or 5432) != "5432":
+        return "the test database is not the machine's PostgreSQL on 127.0.0.1:5432"
+    broker = urlparse(settings.CELERY_BROKER_URL)
+    if broker.scheme != "redis" or broker.hostname not in ("127.0.0.1", "localhost") or (broker.port or 6379) != 6379:
+        return "the broker is not the machine's Redis on 127.0.0.1:6379"
+    return None
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wait_port(port: int, up: bool, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _answers(port) == up:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"port {port} did not go {'up' if up else 'down'} within {timeout} s")
+
+
+def restart_redis() -> None:
+    """Stop without saving (queued messages are lost, as in a crash) and start again from its config file."""
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], check=False,
+                   capture_output=True, timeout=30)
+    _wait_port(6379, up=False)
+    started = subprocess.run(["service", "redis-server", "start"], check=False, capture_output=True, timeout=60)
+    if started.returncode != 0 or not _answers(6379):
+        subprocess.run(["redis-server", "/etc/redis/redis.conf", "--daemonize", "yes"], check=True, timeout=60)
+    _wait_port(6379, up=True)
+
+
+def restart_postgres() -> None:
+    subprocess.run(["pg_ctlcluster", "15", "main", "restart", "-m", "fast"], check=True, capture_output=True,
+                   timeout=120)
+    _wait_port(5432, up=True)
+    connection.close()  # this process's connection died with the server; the next query reconnects
+
+
+@pytest.fixture
+def restartable():
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    yield
+    if not _answers(6379):  # never leave the machine without its servers
+        restart_redis()
+    if not _answers(5432):
+        subprocess.run(["pg_ctlcluster", "15", "main", "start"], check=False, timeout=120)
+
+
+def test_campaign_completes_across_redis_and_postgres_restarts(restartable, tmp_path, settings):
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
+    support.purge_queues()
+    support.seed_catalog()
+    staff = get_user_model().objects.create_user("launcher", is_staff=True)
+    campaign = create_campaign({**TINY, "name": "restarts"}, user=staff, launch=True)
+    log = tmp_path / "worker.log"
+    fast_beat = {"GNOMON_RESUME_EVERY_S": "3", "GNOMON_STALLED_AFTER_S": "5"}
+    worker = support.start_worker("restarts", log, tmp_path, dft_sleep=3, beat=True, extra_env=fast_beat)
+    try:
+        def job_running() -> bool:
+            return DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).exists()
+
+        support.wait_for(job_running, 300, "a DFT job of the campaign to run", log)
+        restart_redis()  # mid-round: queued DFT messages and stage nudges are gone
+
+        def second_round_started() -> bool:
+            return CampaignRound.objects.filter(campaign=campaign, index=1).exists()
+
+        support.wait_for(second_round_started, 300, "the campaign to move on after the Redis restart", log)
+        campaign.refresh_from_db()
+        assert campaign.status == Campaign.Status.RUNNING
+        restart_postgres()  # in round 1: every connection cut, the worker's included
+        support.wait_for(support.campaign_finished(campaign), 600, "the campaign to finish after both restarts", log)
+    finally:
+        support.stop(worker)
+
+    assert campaign.status == Campaign.Status.COMPLETED, campaign.error
+    rounds = list(CampaignRound.objects.filter(campaign=campaign).order_by("index"))
+    assert [r.stage for r in rounds] == ["done", "done"]
+    jobs = DFTJob.objects.filter(candidate__round__campaign=campaign)
+    assert not jobs.exclude(state__in=[DFTJob.State.SUCCEEDED, DFTJob.State.FAILED]).exists()
+    assert jobs.filter(state=DFTJob.State.SUCCEEDED).count() == sum(r.n_dft_done for r in rounds) > 0
+    support.assert_no_duplicates(campaign)
