@@ -26,7 +26,9 @@ import shutil
 import socket
 import time
 import traceback
+import zlib
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 TERMINAL_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 ADVISORY_LOCK_CLASS = 0x67444654  # 'gDFT': first key of pg_try_advisory_lock(int, int); the job id is the second
+REFERENCE_LOCK_CLASS = 0x67524546  # 'gREF': first key of the per-(scheme, element) reference lock
 LOG_EXCERPT_CHARS = 6000
 
 
@@ -466,15 +469,38 @@ def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, pre
     elements = sorted({el.symbol for el in structure.composition.elements})
     created: list[int] = []
     for element in missing_elements(scheme, elements):
-        ref = elemental_reference(element, get_preset(preset).molecule_box)
-        job = run_reference_job(ref, backend=backend, preset=preset,
-                                origin_note=f"reference for DFTJob {parent.pk}" if parent else "reference")
-        created.append(job.pk)
-        if job.state != DFTJob.State.SUCCEEDED:
-            raise DFTError(f"elemental reference {ref.label} for {scheme.name} failed: {job.error_message}")
+        with _reference_lock(scheme, element):  # two jobs of one system must not both compute its references
+            if not missing_elements(scheme, [element]):
+                continue  # computed by the job that held the lock
+            created.append(_compute_reference(scheme, element, backend=backend, preset=preset, parent=parent))
     if len(elements) > 1:
         created += queue_stable_phases(scheme, elements, backend=backend, preset=preset)
     return created
+
+
+@contextmanager
+def _reference_lock(scheme: Scheme, element: str):
+    """A session advisory lock per (scheme, element): waits while another worker computes the same reference."""
+    key = zlib.crc32(f"{scheme.pk}:{element}".encode()) & 0x7FFFFFFF
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [REFERENCE_LOCK_CLASS, key])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [REFERENCE_LOCK_CLASS, key])
+        except DatabaseError:  # the connection is gone, and the lock with it
+            logger.warning("could not release the reference lock of %s in %s (connection lost)", element, scheme)
+
+
+def _compute_reference(scheme: Scheme, element: str, *, backend: str, preset: str, parent: DFTJob | None) -> int:
+    ref = elemental_reference(element, get_preset(preset).molecule_box)
+    job = run_reference_job(ref, backend=backend, preset=preset,
+                            origin_note=f"reference for DFTJob {parent.pk}" if parent else "reference")
+    if job.state != DFTJob.State.SUCCEEDED:
+        raise DFTError(f"elemental reference {ref.label} for {scheme.name} failed: {job.error_message}")
+    return job.pk
 
 
 def run_reference_job(ref: ReferenceStructure, *, backend: str, preset: str, origin_note: str = "") -> DFTJob:
