@@ -26,6 +26,14 @@ def test_valid_config_is_normalised():
         ({"name": "x", "elements": ["Li", "O"], "pipelines": ["magic"]}, "pipelines", "magic"),
         ({"name": "x", "elements": ["Li", "O"], "dft_backend": "castep"}, "dft_backend", "castep"),
         ({"name": "x", "elements": ["Li", "O"], "budget": 3}, "budget", "unknown setting"),
+        ({"name": "x", "elements": 5}, "elements", "empty"),
+        ({"name": "x" * 121, "elements": ["Li", "O"]}, "name", "120"),
+        ({"name": "x", "elements": ["Li", "O"], "wall_clock_hours": 0}, "wall_clock_hours", "out of range"),
+        ({"name": "x", "elements": ["Li", "O"], "ensemble_size": 11}, "ensemble_size", "out of range"),
+        ({"name": "x", "elements": ["Li", "O"], "max_atoms": 500}, "max_atoms", "out of range"),
+        ({"name": "x", "elements": ["Li", "O"], "dft_preset": "ultra"}, "dft_preset", "ultra"),
+        ({"name": "x", "elements": ["Li", "O"], "seed": "abc"}, "seed", "not an integer"),
+        ({"name": "x", "elements": ["Li", "O"], "pipelines": []}, "pipelines", "choose one or both"),
     ],
 )
 def test_bad_input_names_the_field(raw, field, fragment):
@@ -54,3 +62,17 @@ def test_toml_file(tmp_path):
     with pytest.raises(CampaignConfigError) as err:
         load_toml(path)
     assert str(path) in err.value.errors["config"]
+
+
+def test_plugin_backends_are_accepted_only_when_registered():
+    raw = {"name": "x", "elements": ["Li", "O"], "dft_backend": "slow-fake"}
+    with pytest.raises(CampaignConfigError) as err:
+        validate(raw)
+    assert "gpaw" in err.value.errors["dft_backend"]  # the message lists what is known
+    assert validate(raw, backends=["gpaw", "ml", "slow-fake"]).dft_backend == "slow-fake"
+
+
+def test_missing_toml_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CampaignConfigError) as err:
+        load_toml(tmp_path / "nope.toml")
+    assert "file not found" in err.value.errors["config"]
