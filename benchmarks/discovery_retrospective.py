@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -34,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import RESULTS_DIR, write_result  # noqa: E402
 from discovery.screening.acquisition import AcquisitionRule, Scored, select  # noqa: E402
 
 STABLE_HEAT_REF = 0.2  # eV/atom, the perov_5 study's stability window
@@ -255,10 +256,19 @@ def main() -> None:
         options.initial, options.ensemble, options.mlp_epochs = 300, 2, 5
     started = time.monotonic()
     results = {}
-    if "perov5" not in options.skip:
-        results["perov5"] = perov5(options)
-    if "bartel" not in options.skip:
-        results["bartel"] = bartel(options)
+    settings = {k: v for k, v in vars(options).items() if k != "skip"}
+    for pool, run in (("perov5", perov5), ("bartel", bartel)):
+        if pool not in options.skip:
+            pool_started = time.monotonic()
+            results[pool] = run(options)
+            results[pool]["settings"] = settings
+            results[pool]["wall_seconds"] = round(time.monotonic() - pool_started, 1)
+    previous = RESULTS_DIR / "discovery_retrospective.json"
+    if options.skip and previous.exists():  # a pool run on its own keeps the other pool's last results
+        earlier = json.loads(previous.read_text())
+        for pool, result in earlier.get("per_round", {}).items():
+            if pool in options.skip:
+                results[pool] = result
     metrics, baseline = {}, {}
     for pool, result in results.items():
         last = result["rounds"][-1]
@@ -277,7 +287,6 @@ def main() -> None:
             "daf": {pool: [r["daf"] for r in res["rounds"]] for pool, res in results.items()},
             "daf_random": {pool: [r["daf_random"] for r in res["rounds"]] for pool, res in results.items()},
             "per_round": results,
-            "settings": {k: v for k, v in vars(options).items() if k != "skip"},
             "wall_seconds": round(time.monotonic() - started, 1),
         },
     )
