@@ -140,7 +140,39 @@ def throughput(results: dict) -> None:
     save(results)
 
 
+def summarise(results: dict) -> None:
+    """The shared result shape: metrics of the fast preset against the standard preset as the baseline.
+
+    speedup = mean standard-preset job time / mean fast-preset job time over the same 2-, 5- and 8-atom cells;
+    formation_mae is the fast preset's |GPAW + MP2020 anion correction − MP| over NaCl, MgO and LiF.
+    """
+    from datetime import UTC, datetime
+
+    from benchmarks.common import machine_description
+
+    estimate = results.get("throughput_estimate", {})
+    fast, standard = estimate.get("fast", {}), estimate.get("standard", {})
+    errors = [abs(v["gpaw_plus_mp2020_anion_correction_eV_per_atom"] - v["mp_eV_per_atom"])
+              for k, v in results.get("formation_energies", {}).items()
+              if k.endswith("@fast") and v.get("mp_eV_per_atom") is not None]
+    results["benchmark"] = "dft"
+    results["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["summary_of"] = "the stored runs below (each measured when it ran; machine_load gives the load then)"
+    results["machine"] = machine_description()
+    results["metrics"] = {
+        "fast_mean_job_s": fast.get("mean_job_s"),
+        "fast_jobs_per_hour_2_workers_estimated": fast.get("jobs_per_hour_2_workers"),
+        "fast_formation_mae_vs_mp_eV_per_atom": sum(errors) / len(errors) if errors else None,
+        "n_formation_compounds": len(errors),
+    }
+    results["baseline"] = {"standard_mean_job_s": standard.get("mean_job_s"),
+                           "standard_jobs_per_hour_2_workers_estimated": standard.get("jobs_per_hour_2_workers")}
+    if fast.get("mean_job_s") and standard.get("mean_job_s"):
+        results["speedup"] = standard["mean_job_s"] / fast["mean_job_s"]
+
+
 def save(results: dict) -> None:
+    summarise(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
 
@@ -152,13 +184,17 @@ def main() -> None:
                         help="comma-separated: fast-sizes, standard-2, standard-5, standard-8, formation-fast, "
                              "formation-standard")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results in benchmarks/results/dft.json")
+    parser.add_argument("--summarise-only", action="store_true", help="rewrite the summary of the stored runs")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(*args.one), default=str))
         return
     results = {"runs": {}} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
-    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "load_average_at_start": os.getloadavg()}
+    if args.summarise_only:
+        save(results)
+        return
+    results["machine_load"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                               "load_average_at_start": os.getloadavg()}
     for step in args.plan.split(","):
         if step == "fast-sizes":
             for label in SIZES.values():
@@ -168,7 +204,7 @@ def main() -> None:
         elif step.startswith("formation-"):
             formation(step.split("-")[1], results)
         throughput(results)
-    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["machine_load"]["load_average_at_end"] = os.getloadavg()
     save(results)
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=2, default=str))
 
