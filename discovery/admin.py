@@ -29,6 +29,7 @@ class CampaignForm(forms.ModelForm):
     kappa = forms.FloatField(initial=1.0, help_text="acquisition: mean − κ·std")
     max_predicted_e_above_hull = forms.FloatField(initial=0.1, help_text="eV/atom")
     cap_per_chemsys = forms.IntegerField(initial=2)
+    max_concurrent_dft = forms.IntegerField(initial=0, help_text="DFT jobs of this campaign at once; 0: no limit")
     dft_backend = forms.ChoiceField(choices=[("gpaw", "GPAW"), ("vasp", "VASP (SLURM)"), ("ml", "ML (CHGNet)")])
     dft_preset = forms.ChoiceField(choices=[("fast", "fast"), ("standard", "standard")])
 
@@ -52,7 +53,8 @@ class CampaignForm(forms.ModelForm):
             key: data.get(key)
             for key in (
                 "name", "max_elements", "rounds", "candidates_per_round", "dft_per_round", "wall_clock_hours",
-                "ensemble_size", "kappa", "max_predicted_e_above_hull", "cap_per_chemsys", "dft_backend", "dft_preset",
+                "ensemble_size", "kappa", "max_predicted_e_above_hull", "cap_per_chemsys", "max_concurrent_dft",
+                "dft_backend", "dft_preset",
             )
             if data.get(key) is not None
         }

@@ -30,6 +30,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_predicted_e_above_hull": (-1.0, 2.0),
     "cap_per_chemsys": (1, 1_000),
     "max_atoms": (1, 64),
+    "max_concurrent_dft": (0, 1_000),
 }
 
 
@@ -59,6 +60,7 @@ class CampaignConfig:
     max_predicted_e_above_hull: float = 0.1
     cap_per_chemsys: int = 2
     max_atoms: int = 8
+    max_concurrent_dft: int = 0  # DFT jobs of this campaign queued or running at once; 0: no limit
     dft_backend: str = "gpaw"
     dft_preset: str = "fast"
     seed: int = 0

@@ -150,14 +150,46 @@ def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
 def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
     from discovery.services.dft import create_job, enqueue_job
 
-    queued = 0
+    queued = held = 0
     for candidate in rnd.candidates.filter(status=Candidate.Status.SELECTED).order_by("pk"):
         job = create_job(candidate=candidate, backend=config.dft_backend, preset=config.dft_preset)
-        if job.state == DFTJob.State.QUEUED:
+        if job.state != DFTJob.State.QUEUED:
+            continue
+        if config.max_concurrent_dft and queued >= config.max_concurrent_dft:
+            job.settings = {**job.settings, HELD: True}  # sent by release_held_jobs as slots free up
+            job.save(update_fields=["settings"])
+            held += 1
+        else:
             enqueue_job(job)  # sent after commit, with the preset's time limit
             queued += 1
     _set_stage(rnd, "verifying")
-    return f"queued {queued} DFT jobs"
+    return f"queued {queued} DFT jobs" + (f", {held} held (max {config.max_concurrent_dft} at once)" if held else "")
+
+
+HELD = "held_by_campaign"  # DFTJob.settings flag: created but not sent, to respect the campaign's concurrency limit
+
+
+def release_held_jobs(rnd: CampaignRound, config: CampaignConfig) -> int:
+    """Send held DFT jobs of the round while the campaign is below ``max_concurrent_dft``; returns how many."""
+    from discovery.services.dft import enqueue_job
+
+    held = round_jobs(rnd).filter(state=DFTJob.State.QUEUED, settings__has_key=HELD).order_by("pk")
+    if config.max_concurrent_dft:
+        active = (
+            DFTJob.objects.filter(candidate__round__campaign_id=rnd.campaign_id,
+                                  state__in=[DFTJob.State.QUEUED, DFTJob.State.RUNNING])
+            .exclude(settings__has_key=HELD)
+            .count()
+        )
+        held = held[: max(0, config.max_concurrent_dft - active)]
+    released = 0
+    for job in held:
+        job.settings = {k: v for k, v in job.settings.items() if k != HELD}
+        job.save(update_fields=["settings"])
+        enqueue_job(job)
+        released += 1
+    return released
+
 
 
 def round_jobs(rnd: CampaignRound):

@@ -214,7 +214,8 @@ def advance_campaign(campaign_id: int, queue: str | None = None) -> AdvanceResul
             with transaction.atomic():  # a failing stage rolls back its own writes only
                 action = stages.run_stage(campaign, current, config)
         except stages.StageWaiting as waiting:
-            return AdvanceResult(campaign_id, f"waiting: {waiting}")
+            released = stages.release_held_jobs(current, config) if current.stage == "verifying" else 0
+            return AdvanceResult(campaign_id, f"waiting: {waiting}" + (f"; released {released}" if released else ""))
         except Exception as exc:  # noqa: BLE001 - any stage error fails the campaign with a readable reason
             logger.exception("campaign %s round %s stage %s failed", campaign.pk, current.index, current.stage)
             failure = f"round {current.index}, stage {current.stage}: {type(exc).__name__}: {exc}"
@@ -249,7 +250,9 @@ def resume_stalled_campaigns(stalled_after: timedelta | None = None) -> list[int
     lost_jobs = list(
         DFTJob.objects.filter(
             candidate__round__campaign_id__in=stalled, state=DFTJob.State.QUEUED, created_at__lt=cutoff
-        ).values_list("pk", flat=True)
+        )
+        .exclude(settings__has_key="held_by_campaign")  # never sent: the campaign's concurrency limit holds them back
+        .values_list("pk", flat=True)
     )
     from discovery.services import dft
 

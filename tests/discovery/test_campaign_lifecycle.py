@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -88,3 +90,40 @@ def test_screening_stages_are_handed_to_the_screening_queue(staff, monkeypatch, 
     assert CampaignRound.objects.get(campaign=campaign).stage == "screen"  # nothing ran
     assert services.queue_for("screen") == services.queue_for("retrain") == "screening"
     assert services.queue_for("generate") == services.queue_for("fold") == "default"
+
+
+def test_concurrency_limit_holds_dft_jobs_back_until_slots_free(staff, monkeypatch, django_capture_on_commit_callbacks):
+    """max_concurrent_dft=1: verify sends one job and holds the rest; each finished job releases the next."""
+    from pymatgen.core import Lattice, Structure
+
+    from discovery.models import Candidate, DFTJob
+    from discovery.services import campaigns as services
+    from discovery.services import dft
+
+    sent = []
+    monkeypatch.setattr(dft, "enqueue_job", lambda job: sent.append(job.pk))
+    monkeypatch.setattr(services, "_send", lambda campaign_id, queue: None)
+    campaign = services.create_campaign(
+        {"name": "limited", "elements": ["Na", "Cl"], "max_concurrent_dft": 1, "dft_backend": "ml"}, user=staff
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
+    rnd = CampaignRound.objects.create(campaign=campaign, index=0, stage="verify")
+    for i, a in enumerate((5.5, 5.6, 5.7)):
+        structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl", chemsys="Cl-Na",
+                                 pipeline="structural", fingerprint=f"f{i}", status=Candidate.Status.SELECTED)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.advance_campaign(campaign.pk).action == "queued 1 DFT jobs, 2 held (max 1 at once)"
+    jobs = list(DFTJob.objects.filter(candidate__round=rnd).order_by("pk"))
+    assert sent == [jobs[0].pk] and [j.settings.get("held_by_campaign", False) for j in jobs] == [False, True, True]
+
+    with django_capture_on_commit_callbacks(execute=True):  # the first job still runs: nothing released
+        assert services.advance_campaign(campaign.pk).action == "waiting: 3 of 3 DFT jobs pending in round 0"
+    DFTJob.objects.filter(pk=jobs[0].pk).update(state=DFTJob.State.SUCCEEDED)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.advance_campaign(campaign.pk).action.endswith("; released 1")
+    assert sent == [jobs[0].pk, jobs[1].pk]
+    assert not DFTJob.objects.get(pk=jobs[1].pk).settings.get("held_by_campaign")
+    assert services.resume_stalled_campaigns(timedelta(0)) == [campaign.pk]
+    assert jobs[2].pk not in sent  # beat never sends a held job
