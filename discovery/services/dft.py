@@ -474,13 +474,15 @@ def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, pre
                 continue  # computed by the job that held the lock
             created.append(_compute_reference(scheme, element, backend=backend, preset=preset, parent=parent))
     if len(elements) > 1:
-        created += queue_stable_phases(scheme, elements, backend=backend, preset=preset)
+        with _reference_lock(scheme, "-".join(elements)):  # concurrent jobs of one system queue its phases once
+            created += queue_stable_phases(scheme, elements, backend=backend, preset=preset)
     return created
 
 
 @contextmanager
 def _reference_lock(scheme: Scheme, element: str):
-    """A session advisory lock per (scheme, element): waits while another worker computes the same reference."""
+    """A session advisory lock per (scheme, element or system): waits while another worker computes the same
+    reference or queues the same system's phases."""
     key = zlib.crc32(f"{scheme.pk}:{element}".encode()) & 0x7FFFFFFF
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s, %s)", [REFERENCE_LOCK_CLASS, key])
