@@ -163,7 +163,13 @@ class DFTJob(models.Model):
                 fields=["candidate", "backend", "preset"],
                 condition=models.Q(candidate__isnull=False) & ~models.Q(state__in=["failed", "cancelled"]),
                 name="one_live_dft_job_per_candidate",
-            )
+            ),
+            models.UniqueConstraint(  # the same for catalog materials computed in a scheme (e.g. reference phases)
+                fields=["material", "backend", "preset"],
+                condition=models.Q(candidate__isnull=True, material__isnull=False)
+                & ~models.Q(state__in=["failed", "cancelled"]),
+                name="one_live_dft_job_per_material",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -141,8 +141,8 @@ def create_job(
                 candidate=candidate, material=material, input_structure=structure.as_dict(), backend=backend,
                 preset=preset, settings=job_settings,
             )
-    except IntegrityError:  # another process created the candidate's job meanwhile (one_live_dft_job_per_candidate)
-        return (DFTJob.objects.filter(candidate=candidate, backend=backend, preset=preset)
+    except IntegrityError:  # another process created the same job meanwhile (one_live_dft_job_per_candidate/material)
+        return (DFTJob.objects.filter(candidate=candidate, material=material, backend=backend, preset=preset)
                 .exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED]).get())
 
 
