@@ -75,10 +75,10 @@ def current_model(campaign: Campaign) -> ModelVersion | None:
 
 
 def training_scheme(config: CampaignConfig) -> Scheme:
-    """The scheme the screening ensemble learns from.
+    """The seed scheme whose crystals the screening ensemble learns from besides the campaign's own DFT results.
 
-    The campaign's own DFT scheme once it holds ``MIN_TRAINING_CRYSTALS`` crystals in at least three chemical systems
-    (the split is by chemsys). Before that, the best seed among the hull-building schemes with three or more systems:
+    The campaign's own DFT scheme alone once it holds ``MIN_TRAINING_CRYSTALS`` crystals in at least three chemical
+    systems (the split is by chemsys). Before that, the best seed among the hull-building schemes with three or more systems:
     same level-of-theory family first (e.g. the GPAW bootstrap seed for a GPAW campaign), then the one with most
     crystals touching the campaign's elements, then the largest.
     """
@@ -98,6 +98,7 @@ def training_scheme(config: CampaignConfig) -> Scheme:
     for scheme in stats:
         if scheme.pk == own.pk and scheme.n >= MIN_TRAINING_CRYSTALS:
             return own
+    stats = [s for s in stats if s.pk != own.pk]  # the own scheme always joins as the primary one
     if not stats:
         raise ValueError(
             "no scheme has crystals with energies in three or more chemical systems to train a screening model on; "
@@ -107,17 +108,20 @@ def training_scheme(config: CampaignConfig) -> Scheme:
     return max(stats, key=lambda s: (s.name.split("-")[0] == family and s.is_dft == own.is_dft, s.n_in_space, s.n))
 
 
-def train_campaign_model(campaign: Campaign, config: CampaignConfig) -> ModelVersion:
+def train_campaign_model(campaign: Campaign, config: CampaignConfig, for_round: int) -> ModelVersion:
     from discovery.screening.training import TrainingConfig
+    from discovery.services.dft import scheme_for
     from discovery.services.generation import default_composition_model
     from discovery.services.screening import train_ensemble
 
-    scheme = training_scheme(config)
+    own = scheme_for(config.dft_backend, config.dft_preset)
+    seed = training_scheme(config)
     version = train_ensemble(
-        scheme,
+        own,
+        extra_schemes=[seed] if seed.pk != own.pk else [],  # the campaign's verified energies, then the seed data
         ensemble_size=config.ensemble_size,
         training_config=TrainingConfig(epochs=config.epochs, seed=config.seed),
-        name=f"{campaign.name}-r{campaign.rounds.count()}",
+        name=f"{campaign.name}-round{for_round}",
         min_optimizer_steps=MIN_OPTIMIZER_STEPS,
         prior=default_composition_model(),  # None without the Bartel data: the networks then learn Ef directly
     )
@@ -130,7 +134,7 @@ def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
     from discovery.screening.acquisition import AcquisitionRule
     from discovery.services.screening import screen_candidates, select_candidates
 
-    model = current_model(campaign) or train_campaign_model(campaign, config)
+    model = current_model(campaign) or train_campaign_model(campaign, config, for_round=rnd.index)
     generated = list(rnd.candidates.filter(status=Candidate.Status.GENERATED).order_by("pk"))
     affordable = [c for c in generated if len(c.structure.get("sites", [])) <= config.max_atoms]
     too_big = [c.pk for c in generated if len(c.structure.get("sites", [])) > config.max_atoms]
@@ -239,6 +243,6 @@ def retrain(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> s
     if rnd.index + 1 >= config.rounds:
         _set_stage(rnd, "done")
         return "last round: no retraining"
-    model = train_campaign_model(campaign, config)
+    model = train_campaign_model(campaign, config, for_round=rnd.index + 1)
     _set_stage(rnd, "done")
     return f"retrained: {model.name}"

@@ -56,6 +56,7 @@ class TrainingSet:
     structures: list[Structure]
     targets: list[float]
     chemsys: list[str]
+    extra_schemes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -63,7 +64,8 @@ class TrainingSet:
     @property
     def sha256(self) -> str:
         """Hash of the snapshot: which energy records, with which target values (µeV/atom precision)."""
-        digest = hashlib.sha256(f"{self.scheme.name}|{self.target}\n".encode())
+        schemes = "+".join([self.scheme.name, *self.extra_schemes])
+        digest = hashlib.sha256(f"{schemes}|{self.target}\n".encode())
         for record_id, value in zip(self.record_ids, self.targets, strict=True):
             digest.update(f"{record_id}:{value:.6f}\n".encode())
         return digest.hexdigest()
@@ -74,19 +76,13 @@ def target_of(scheme: Scheme) -> str:
     return TARGET_FORMATION_ENERGY if scheme.builds_hull else TARGET_STABILITY_VALUE
 
 
-def training_set(scheme: Scheme, max_samples: int | None = None, seed: int = 0) -> TrainingSet:
-    """Crystals of ``scheme`` with a target; ``max_samples`` keeps a seeded random subset (sorted by record id).
-
-    For hull schemes the target is the hull entry's formation energy (the number the hull is built from), falling
-    back to the record's own formation energy where no hull entry exists yet.
-    """
-    target = target_of(scheme)
+def _labelled(scheme: Scheme, target: str):
+    """(record, target value) of every crystal of ``scheme`` with a finite target, in record id order."""
     records = (
         EnergyRecord.objects.filter(scheme=scheme, material__isnull=False)
         .select_related("material", "hull_entry")
         .order_by("id")
     )
-    rows = []
     for record in records.iterator(chunk_size=2000):
         if target == TARGET_STABILITY_VALUE:
             value = record.stability_value
@@ -96,7 +92,28 @@ def training_set(scheme: Scheme, max_samples: int | None = None, seed: int = 0) 
             value = hull_entry.formation_energy_per_atom if ok else None
             value = record.formation_energy_per_atom if value is None else value
         if value is not None and np.isfinite(value):
-            rows.append((record, float(value)))
+            yield record, float(value)
+
+
+def training_set(
+    scheme: Scheme, max_samples: int | None = None, seed: int = 0, extra_schemes: Sequence[Scheme] = ()
+) -> TrainingSet:
+    """Crystals of ``scheme`` with a target; ``max_samples`` keeps a seeded random subset (sorted by record id).
+
+    For hull schemes the target is the hull entry's formation energy (the number the hull is built from), falling
+    back to the record's own formation energy where no hull entry exists yet. ``extra_schemes`` add their crystals
+    that ``scheme`` does not have (a campaign's own DFT results first, the seed data it started from after).
+    """
+    target = target_of(scheme)
+    rows = list(_labelled(scheme, target))
+    seen = {record.material_id for record, _ in rows}
+    for extra in extra_schemes:
+        if target_of(extra) != target:
+            raise TrainingDataError(f"scheme {extra.name!r} has no {target}; it cannot extend {scheme.name!r}")
+        for record, value in _labelled(extra, target):
+            if record.material_id not in seen:
+                seen.add(record.material_id)
+                rows.append((record, value))
     if max_samples is not None and len(rows) > max_samples:
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_samples, replace=False))
         rows = [rows[i] for i in keep]
@@ -107,6 +124,7 @@ def training_set(scheme: Scheme, max_samples: int | None = None, seed: int = 0) 
         structures=[record.material.to_structure() for record, _ in rows],
         targets=[value for _, value in rows],
         chemsys=[record.chemsys for record, _ in rows],
+        extra_schemes=[extra.name for extra in extra_schemes],
     )
 
 
@@ -135,6 +153,7 @@ def train_ensemble(
     on_featurised: Callable[[int], None] | None = None,
     min_optimizer_steps: int | None = None,
     prior: RidgeCompositionModel | None = None,
+    extra_schemes: Sequence[Scheme] = (),
 ) -> ModelVersion:
     """Train K models on ``scheme`` (split by chemsys), save their weights and record a ``ModelVersion``.
 
@@ -149,7 +168,7 @@ def train_ensemble(
     """
     model_config = model_config or ModelConfig()
     training_config = training_config or TrainingConfig()
-    data = training_set(scheme, max_samples=max_samples, seed=training_config.seed)
+    data = training_set(scheme, max_samples=max_samples, seed=training_config.seed, extra_schemes=extra_schemes)
     if len(data) < 3:
         raise TrainingDataError(f"scheme {scheme.name!r} has {len(data)} crystals with a {data.target}; need ≥ 3")
     device = _torch_device()
@@ -215,6 +234,7 @@ def train_ensemble(
                 "split_fractions": list(split_fractions),
                 "split": "chemsys",
                 "max_samples": max_samples,
+                "extra_schemes": data.extra_schemes,
             },
             data_count=len(data),
             data_hash=data.sha256,
@@ -279,10 +299,11 @@ def load_prior(version: ModelVersion) -> RidgeCompositionModel | None:
     return RidgeCompositionModel.load(path)
 
 
-def hull_references(scheme: Scheme, elements: Iterable[str]) -> HullReferences:
-    """The stable phases of ``scheme`` made only of ``elements`` (one query): enough to rebuild every sub-hull."""
+def hull_references(scheme: Scheme, elements: Iterable[str], extra_schemes: Sequence[Scheme] = ()) -> HullReferences:
+    """The stable phases of ``scheme`` (and ``extra_schemes``) made only of ``elements``, in one query: enough to
+    rebuild every sub-hull; where schemes overlap the hull takes the lowest formation energy."""
     rows = HullEntry.objects.filter(
-        scheme=scheme,
+        scheme__in=[scheme, *extra_schemes],
         is_stable=True,
         status=HullEntry.Status.OK,
         formation_energy_per_atom__isnull=False,
@@ -318,7 +339,8 @@ def screen_candidates(
     references = None
     if version.target == TARGET_FORMATION_ENERGY:
         elements = {el.symbol for s in structures for el in s.composition.elements}
-        references = hull_references(version.scheme, elements)
+        extra_names = (version.hyperparameters or {}).get("extra_schemes") or []
+        references = hull_references(version.scheme, elements, list(Scheme.objects.filter(name__in=extra_names)))
     summary = ScreeningSummary()
     for index, (candidate, structure) in enumerate(zip(candidates, structures, strict=True)):
         if index in prediction.errors:

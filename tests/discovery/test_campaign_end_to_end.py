@@ -70,6 +70,9 @@ def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env):
     models = list(ModelVersion.objects.filter(campaign=campaign).order_by("created_at"))
     assert len(models) == 2 and rounds[0].model_version == models[0] and rounds[1].model_version == models[1]
     assert all(len(m.weights) == TINY["ensemble_size"] for m in models)
+    # retraining learned from the round's verified energies (the campaign's scheme) on top of the seed crystals
+    assert models[0].hyperparameters["extra_schemes"] == ["TEST-seed-halides"]
+    assert models[1].data_count > models[0].data_count and models[1].data_hash != models[0].data_hash
 
     verified = Candidate.objects.filter(round__campaign=campaign, status=Candidate.Status.VERIFIED)
     assert verified.count() == sum(r.n_dft_done for r in rounds)
