@@ -53,3 +53,26 @@ class SlowFakeBackend:
 
 
 register_backend("slow-fake", SlowFakeBackend)
+
+
+def _slow_hull_updates() -> None:
+    """In a worker started with ``GNOMON_TEST_HULL_SLEEP``: every hull update first leaves a marker file in the DFT
+    work directory, then sleeps, so a test can kill the worker in the middle of one."""
+    delay = float(os.environ.get("GNOMON_TEST_HULL_SLEEP", "0"))
+    if not delay:
+        return
+    from catalog.services import hulls
+
+    original = hulls.update_hulls
+
+    def update_hulls(*args, **kwargs):
+        marker = Path(os.environ.get("GNOMON_DFT_WORKDIR", ".")) / "hull-update-started"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(os.getpid()))
+        time.sleep(delay)
+        return original(*args, **kwargs)
+
+    hulls.update_hulls = update_hulls
+
+
+_slow_hull_updates()

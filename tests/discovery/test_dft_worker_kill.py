@@ -35,7 +35,7 @@ def _database_url() -> str:
     return f"postgres://{auth}@{host}:{p['PORT'] or 5432}/{p['NAME']}"
 
 
-def _start_worker(name: str, log: Path, workdir: Path) -> subprocess.Popen:
+def _start_worker(name: str, log: Path, workdir: Path, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -45,6 +45,7 @@ def _start_worker(name: str, log: Path, workdir: Path) -> subprocess.Popen:
         "GNOMON_DFT_WORKDIR": str(workdir),
         "GNOMON_TEST_DFT_SLEEP": "6",
         "PYTHONPATH": str(ROOT),
+        **extra_env,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "gnomon", "worker", "-Q", "dft", "-P", "solo", "-n", f"{name}@%h",
@@ -133,3 +134,65 @@ def test_sigkilled_worker_leaves_job_requeued_and_it_completes_exactly_once(tmp_
     assert EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").count() == 1
     assert Material.objects.count() == n_materials + 1
     assert candidate.status == Candidate.Status.VERIFIED and candidate.material_id == job.material_id
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_during_the_hull_update_leaves_no_half_written_rows(tmp_path, monkeypatch):
+    """The success path (energy, material, hull entries, job row) is one transaction: a kill inside the hull update
+    leaves none of it, and the re-run writes all of it once."""
+    from catalog.models import ChemsysHull, HullEntry
+    from gnomon.celery import app
+
+    monkeypatch.setattr(settings, "GNOMON_DFT_BACKEND_PLUGINS", ["tests.discovery.dft_support"])
+    monkeypatch.setattr(settings, "GNOMON_DFT_WORKDIR", tmp_path / "dft")
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("dft")
+    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    scheme = dft.scheme_for("slow-fake", "fast")
+    dft.ensure_references(scheme, structure, backend="slow-fake", preset="fast")
+    campaign = Campaign.objects.create(name="hull-kill", elements=["Na", "Cl"])
+    rnd = CampaignRound.objects.create(campaign=campaign, index=0)
+    candidate = Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl",
+                                         chemsys="Cl-Na", pipeline="structural", fingerprint="hull-kill",
+                                         status=Candidate.Status.SELECTED)
+    job = dft.create_job(candidate=candidate, backend="slow-fake", preset="fast")
+    before = {
+        "materials": Material.objects.count(),
+        "energies": EnergyRecord.objects.count(),
+        "hull_entries": HullEntry.objects.count(),
+        "revisions": dict(ChemsysHull.objects.filter(scheme=scheme).values_list("chemsys", "revision")),
+    }
+    log = tmp_path / "worker.log"
+    workdir = tmp_path / "worker-dft"
+    first = _start_worker("hullkill1", log, workdir, GNOMON_TEST_HULL_SLEEP="30")
+    try:
+        dft.enqueue_job(job)
+        _wait_for(lambda: (workdir / "hull-update-started").exists(), 120, "the hull update to start", log)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=15)
+    finally:
+        _stop(first)
+
+    job.refresh_from_db()
+    assert job.state == DFTJob.State.RUNNING  # the transaction that would have finished it never committed
+    assert Material.objects.count() == before["materials"]
+    assert EnergyRecord.objects.count() == before["energies"]
+    assert HullEntry.objects.count() == before["hull_entries"]
+    assert dict(ChemsysHull.objects.filter(scheme=scheme).values_list("chemsys", "revision")) == before["revisions"]
+
+    second = _start_worker("hullkill2", log, workdir)
+    try:
+        def finished() -> bool:
+            job.refresh_from_db()
+            return job.state in dft.TERMINAL_STATES
+
+        _wait_for(finished, 120, "the re-queued job to finish", log)
+    finally:
+        _stop(second)
+    assert job.state == DFTJob.State.SUCCEEDED, job.error_message
+    record = EnergyRecord.objects.get(source_key=f"dftjob:{job.pk}")
+    assert HullEntry.objects.filter(energy_record=record).count() == 1
+    assert Material.objects.count() == before["materials"] + 1
+    assert ChemsysHull.objects.get(scheme=scheme, chemsys="Cl-Na").revision == before["revisions"].get("Cl-Na", 0) + 1
