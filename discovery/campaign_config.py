@@ -182,6 +182,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ensemble_size": 2,
         "epochs": 2,
         "max_atoms": 4,
+        "max_predicted_e_above_hull": 1.0,  # a smoke test must verify something, however unpromising
         "dft_backend": "ml",
         "dft_preset": "fast",
     },

@@ -154,7 +154,7 @@ def main() -> None:
         launch = ROOT / "discovery" / "management" / "commands" / "launch_campaign.py"
         if not options.no_campaign and launch.exists():
             if options.smoke:  # CI: the campaign must finish (generate → screen → verify → fold) on this machine
-                manage("launch_campaign", "--preset", "smoke", "--wait", "--timeout", "900")
+                manage("launch_campaign", "--preset", "smoke", "--wait", "--timeout", "900", "--min-verified", "1")
             else:
                 manage("launch_campaign", "--preset", "demo")
 

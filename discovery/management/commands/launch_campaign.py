@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="staff user launching it (default: the first superuser, else 'gnomon-cli')")
         parser.add_argument("--wait", action="store_true", help="follow the campaign until it finishes")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most with --wait")
+        parser.add_argument("--min-verified", type=int, default=0,
+                            help="with --wait: fail unless at least this many candidates were verified by DFT")
 
     def handle(self, *args, **options):
         try:
@@ -47,6 +49,10 @@ class Command(BaseCommand):
         self.stdout.write(f"campaign '{campaign.name}' (id {campaign.pk}) queued: {config.rounds} round(s)")
         if options["wait"]:
             self._follow(campaign, config.rounds, options["timeout"])
+            verified = sum(campaign.rounds.values_list("n_dft_done", flat=True))
+            if verified < options["min_verified"]:
+                raise CommandError(f"campaign '{campaign.name}' verified {verified} candidate(s) with DFT; "
+                                   f"--min-verified asked for {options['min_verified']}")
 
     def _user(self, username: str | None):
         users = get_user_model().objects
