@@ -11,6 +11,7 @@ import signal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 
 from catalog.models import HullEntry, MaterialOrigin
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
@@ -46,15 +47,31 @@ def campaign_env(tmp_path, settings):
     return tmp_path, staff
 
 
-def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env):
+def _toml(settings: dict) -> str:
+    def value(v):
+        if isinstance(v, list):
+            return "[" + ", ".join(f'"{x}"' for x in v) + "]"
+        return f'"{v}"' if isinstance(v, str) else str(v)
+
+    return "[campaign]\n" + "".join(f"{k} = {value(v)}\n" for k, v in settings.items())
+
+
+def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env, capsys):
+    """Launched the operator's way: ``launch_campaign --config FILE --wait --min-verified 1``."""
     var, staff = campaign_env
     log = var / "worker.log"
-    campaign = create_campaign({**TINY, "name": "tiny-e2e"}, user=staff, launch=True)
+    config = var / "tiny.toml"
+    config.write_text(_toml({**TINY, "name": "tiny-e2e"}))
     worker = support.start_worker("e2e", log, var)
     try:
-        support.wait_for(support.campaign_finished(campaign), 420, "the campaign to finish", log)
+        call_command("launch_campaign", config=config, user=staff.username, wait=True, timeout=420, min_verified=1)
+    except Exception:
+        print(log.read_text(errors="replace")[-6000:])
+        raise
     finally:
         support.stop(worker)
+    campaign = Campaign.objects.get(name="tiny-e2e")
+    assert "round 1:" in capsys.readouterr().out
 
     assert campaign.status == Campaign.Status.COMPLETED, campaign.error
     rounds = list(CampaignRound.objects.filter(campaign=campaign).order_by("index"))
@@ -122,3 +139,18 @@ def test_campaign_survives_a_sigkilled_worker_without_duplicates(campaign_env):
     assert not jobs.exclude(state__in=[DFTJob.State.SUCCEEDED, DFTJob.State.FAILED]).exists()
     assert jobs.filter(attempts__gte=2).exists()  # the killed job ran again, on the second worker
     support.assert_no_duplicates(campaign)
+
+
+def test_launch_campaign_command_errors_are_clear(campaign_env, tmp_path):
+    _, staff = campaign_env
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[campaign]\nname = "x"\nelements = ["Na", "Qq"]\nrounds = 0\n')
+    with pytest.raises(CommandError, match="Qq") as err:
+        call_command("launch_campaign", config=bad)
+    assert "rounds" in str(err.value)
+    visitor = get_user_model().objects.create_user("visitor")
+    with pytest.raises(CommandError, match="not staff"):
+        call_command("launch_campaign", preset="smoke", user=visitor.username)
+    # no worker serves this test: the campaign stays queued and --wait gives up with the reason
+    with pytest.raises(CommandError, match="ended queued: timed out"):
+        call_command("launch_campaign", preset="smoke", user=staff.username, wait=True, timeout=1)
