@@ -112,7 +112,7 @@ def perov5(options) -> dict:
     from discovery.screening.ensemble import train_ensemble
     from discovery.screening.graphs import GraphFeaturizer
     from discovery.screening.model import ModelConfig
-    from discovery.screening.training import Split, TrainingConfig, predict_graphs
+    from discovery.screening.training import Split, TrainingConfig, fit_to_data_size, predict_graphs
 
     structures, heat_ref = load_perov5(options.limit)
     stable = heat_ref <= STABLE_HEAT_REF
@@ -133,7 +133,8 @@ def perov5(options) -> dict:
             split,
             size=options.ensemble,
             model_config=model_config,
-            config=TrainingConfig(epochs=options.epochs, patience=5, seed=options.seed),
+            config=fit_to_data_size(TrainingConfig(epochs=options.epochs, patience=5, seed=options.seed),
+                                    len(split.train), min_steps=options.min_steps),
         )
         pool_graphs = [graphs[i] for i in predict_idx]
         predictions = np.array([predict_graphs(m, pool_graphs) for m in result.ensemble.models])
@@ -245,6 +246,7 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--mlp-epochs", type=int, default=15)
+    parser.add_argument("--min-steps", type=int, default=200, help="optimizer steps per GNN member at least")
     parser.add_argument("--kappa", type=float, default=0.5)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--bartel-limit", type=int, default=None)
