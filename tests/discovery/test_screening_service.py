@@ -50,6 +50,7 @@ QUICK = TrainingConfig(epochs=2, batch_size=32, patience=2)
 def model_dir(settings, tmp_path) -> Path:
     settings.MODEL_DIR = tmp_path / "models"
     settings.GNOMON_TORCH_DEVICE = "cpu"
+    settings.GNOMON_TORCH_THREADS = 1  # tiny models; extra threads only spin on a shared 2-core machine
     return settings.MODEL_DIR
 
 
