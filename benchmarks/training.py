@@ -111,8 +111,8 @@ def main() -> None:
                 "training": training_config.as_dict(),
                 "torch_threads": torch.get_num_threads(),
                 "device": str(device),
-                "note": "a budgeted run (few epochs) to stay within ~20 minutes on a shared 2-core CPU; "
-                        "MAE keeps falling with more epochs",
+                "note": "a budgeted run (a subset, one member, --epochs capped) sized to finish within ~20 minutes "
+                        "on a shared 2-core CPU; not the best MAE this model reaches on all 7,572 crystals",
             },
         },
     )
