@@ -88,3 +88,43 @@ def write_result(
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
     return path
+
+
+def data_dir() -> Path:
+    """``GNOMON_DATA_DIR`` (the shared seed data, read in place), else ``../shared/data`` next to the repository."""
+    return Path(os.environ.get("GNOMON_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def read_perov5(
+    splits: tuple[str, ...] = ("val", "test"), limit: int | None = None, seed: int | None = None
+) -> list[dict[str, Any]]:
+    """perov_5 rows from CDVAE's CSV files: ``{"split", "material_id", "structure", "heat_ref"}`` (heat_ref in eV/atom).
+
+    ``limit`` keeps the first rows, or with ``seed`` a seeded random subset (in file order); only kept CIFs are parsed.
+    A missing file ends the benchmark with a sentence naming it.
+    """
+    import csv
+    import random
+    import warnings
+
+    from pymatgen.io.cif import CifParser
+
+    csv.field_size_limit(10**8)
+    raw: list[dict[str, str]] = []
+    for split in splits:
+        path = data_dir() / "cdvae" / "perov_5" / f"{split}.csv"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: set GNOMON_DATA_DIR to the shared data directory")
+        with path.open(newline="") as handle:
+            raw.extend({**row, "split": split} for row in csv.DictReader(handle))
+    if limit is not None and limit < len(raw):
+        keep = sorted(random.Random(seed).sample(range(len(raw)), limit)) if seed is not None else range(limit)
+        raw = [raw[i] for i in keep]
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for row in raw:
+            structure = CifParser.from_str(row["cif"]).parse_structures(primitive=False)[0]
+            rows.append({"split": row["split"], "material_id": row["material_id"], "structure": structure,
+                         "heat_ref": float(row["heat_ref"])})
+    return rows

@@ -9,6 +9,7 @@ training targets; a checkpoint holds the configuration, the normalisation and th
 
 from __future__ import annotations
 
+import pickle  # noqa: S403  only for the exception class torch.load raises
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -136,11 +137,14 @@ class PropertyModel(nn.Module):
     def load(cls, path: Path, map_location: str | torch.device = "cpu") -> PropertyModel:
         try:
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:  # torch raises all four on bad bytes
             raise CheckpointError(f"{path}: not a readable screening checkpoint ({exc})") from exc
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: not a Gnomon screening checkpoint of format {CHECKPOINT_FORMAT}")
-        model = cls(ModelConfig.from_dict(checkpoint["config"]))
-        model.load_state_dict(checkpoint["state_dict"])
+        try:
+            model = cls(ModelConfig.from_dict(checkpoint["config"]))
+            model.load_state_dict(checkpoint["state_dict"])
+        except (KeyError, TypeError, RuntimeError) as exc:  # a field missing, or weights of another shape
+            raise CheckpointError(f"{path}: damaged screening checkpoint ({exc})") from exc
         model.eval()
         return model
