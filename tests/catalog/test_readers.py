@@ -14,10 +14,11 @@ from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
 
 from catalog import readers
+from tests.factories import rocksalt
 
 
 def nacl(a: float = 5.69) -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return rocksalt("Na", "Cl", a)
 
 
 def srtio3(a: float = 3.905) -> Structure:

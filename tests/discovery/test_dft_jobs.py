@@ -6,13 +6,13 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from catalog.models import ElementalReference, EnergyRecord, HullEntry, Material, MaterialOrigin
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
 from discovery.services import dft
 from tests.discovery import dft_support  # noqa: F401 - registers the slow-fake backend
-from tests.factories import make_material
+from tests.factories import make_material, rocksalt
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +29,7 @@ def _fake_backend(settings, dft_workdir, monkeypatch):
 
 
 def _nacl(fail: str | None = None) -> Structure:
-    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    s = s.get_primitive_structure()
+    s = rocksalt("Na", "Cl", 5.69).get_primitive_structure()
     if fail:
         s.properties["fail"] = fail
     return s
