@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gnomon.logging.RequestIdMiddleware",
+    "gnomon.security.RejectNulBytesMiddleware",
     "gnomon.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
