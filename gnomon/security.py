@@ -5,10 +5,34 @@ from __future__ import annotations
 import json
 import re
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 _ENCODED_NUL = re.compile(r"%00", re.IGNORECASE)
 NUL_MESSAGE = "the URL contains a NUL character (%00), which no identifier or filter value can hold; remove it"
+
+
+class RequestSizeLimitMiddleware:
+    """413 for a declared body larger than ``GNOMON_MAX_REQUEST_BYTES``, before CSRF or a view reads it.
+
+    Django's DATA_UPLOAD_MAX_MEMORY_SIZE stops oversized form fields and JSON, but multipart *file* parts are streamed
+    to a temporary file whatever their size, and CsrfViewMiddleware parses any POST body to look for its token, so
+    anyone could fill the disk. (A body without Content-Length is read as empty by Django's WSGI handler.)
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.GNOMON_MAX_REQUEST_BYTES
+        if length > limit:
+            message = f"request body of {length} bytes is larger than the {limit} bytes this server accepts"
+            return error_response(request, 413, "Payload Too Large", message)
+        return self.get_response(request)
 
 
 class RejectNulBytesMiddleware:
@@ -24,17 +48,18 @@ class RejectNulBytesMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path or _ENCODED_NUL.search(request.META.get("QUERY_STRING", "")):
-            return nul_response(request)
+            return error_response(request, 400, "Bad Request", NUL_MESSAGE)
         return self.get_response(request)
 
 
-def nul_response(request: HttpRequest) -> HttpResponse:
+def error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
     """The error in the shape each part of the site speaks: JSON:API for OPTIMADE, DRF's for the REST API."""
     path = request.path
     if path.startswith("/optimade/"):
-        from catalog.optimade.views import OptimadeError, error_response
+        from catalog.optimade.views import OptimadeError
+        from catalog.optimade.views import error_response as optimade_error
 
-        return error_response(request, OptimadeError(400, "Bad Request", NUL_MESSAGE))
+        return optimade_error(request, OptimadeError(status, title, message))
     if path.startswith("/api/"):
-        return HttpResponse(json.dumps({"detail": NUL_MESSAGE}), status=400, content_type="application/json")
-    return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+        return HttpResponse(json.dumps({"detail": message}), status=status, content_type="application/json")
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")

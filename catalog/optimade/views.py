@@ -126,6 +126,7 @@ def optimade_view(func):
     return wrapper
 
 
+@require_GET
 def versions(request):
     """``/optimade/versions``: the major versions served, newest first (text/csv; header=present)."""
     return HttpResponse(f"version\n{MAJOR}\n", content_type="text/csv; header=present")
