@@ -85,7 +85,7 @@ class ResultPage:
 def search_page(query, page: int, page_size: int) -> ResultPage:
     """One page of results without counting the whole result: fetch ``page_size + 1`` rows to know if more follow."""
     offset = (page - 1) * page_size
-    rows = list(search_materials(query).prefetch_related("origins")[offset : offset + page_size + 1])
+    rows = list(search_materials(query).defer("structure").prefetch_related("origins")[offset : offset + page_size + 1])
     return ResultPage(rows[:page_size], page, page_size, has_next=len(rows) > page_size)
 
 
