@@ -236,6 +236,7 @@ def main() -> None:
     parser.add_argument("--materials", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--result-name", default="load", help="results/<name>.json (e.g. to keep a variant's run)")
     options = parser.parse_args()
 
     url = load_database_url()
@@ -266,7 +267,7 @@ def main() -> None:
         "meets_goal": loaded["errors"] == 0 and (loaded["pages_p95_ms"] or 1e9) <= 200,
     }
     path = write_result(
-        "load",
+        options.result_name,
         metrics,
         {"name": "same mix, 1 user, no think time (service time on an idle server)", "requests_per_s": baseline["requests_per_s"],
          "pages_p95_ms": baseline["pages_p95_ms"], "all_p95_ms": baseline["all_p95_ms"]},
