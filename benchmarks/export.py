@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Bulk export and list latency on a large synthetic catalog.
 
-Measures, in one run against one PostgreSQL database (``BENCH_DATABASE_URL``, default: ``DATABASE_URL`` with
-``_bench`` appended to the database name, created and migrated on first use):
+Measures, in one run against one PostgreSQL database (``BENCH_DATABASE_URL``, default: database ``BENCH_1M_DATABASE``
+= ``gnomon_bench1m`` on the ``DATABASE_URL`` server, shared with api_latency.py, created and migrated on first use):
 
 - export throughput (materials/s) of ``catalog.api.export.stream_export`` for JSON Lines (with structures), CSV and
   extended XYZ over the whole table, each in a fresh process;
@@ -52,7 +52,7 @@ def bench_database_url() -> str:
     if not base:
         raise SystemExit("set DATABASE_URL (or BENCH_DATABASE_URL) to a PostgreSQL server for the benchmark")
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+    return urlunsplit(parts._replace(path="/" + os.environ.get("BENCH_1M_DATABASE", "gnomon_bench1m")))
 
 
 def setup_django() -> None:
