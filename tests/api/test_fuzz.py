@@ -194,3 +194,13 @@ def test_optimade_integers_beyond_bigint_are_400(client, catalog_rows, name):
     response = client.get("/optimade/v1/structures", {name: str(10**40)})
     assert response.status_code in (400, 403)
     assert name in response.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize("literal", ["1e999", "-1e999"])
+@pytest.mark.parametrize("field", ["nelements", "nsites", "_gnomon_e_above_hull", "_gnomon_campaign"])
+def test_optimade_infinite_numbers_are_400(client, catalog_rows, field, literal):
+    """'nelements > 1e999' parses as infinity; int(inf) used to raise OverflowError (500). Found by a deeper fuzz run."""
+    operator = "=" if field == "_gnomon_campaign" else ">"
+    response = client.get("/optimade/v1/structures", {"filter": f"{field} {operator} {literal}"})
+    assert response.status_code == 400
+    assert "finite" in response.json()["errors"][0]["detail"]
