@@ -204,3 +204,33 @@ def test_optimade_infinite_numbers_are_400(client, catalog_rows, field, literal)
     response = client.get("/optimade/v1/structures", {"filter": f"{field} {operator} {literal}"})
     assert response.status_code == 400
     assert "finite" in response.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/campaigns/¹/", "/api/v1/campaigns/¹8/rounds/", "/materials/?spacegroup=²"])
+def test_unicode_digits_are_not_numbers(client, catalog_rows, url):
+    """str.isdigit() accepts superscripts that int() refuses: found by the fuzzer as a ValueError (500)."""
+    response = client.get(url)
+    assert response.status_code in (200, 400, 404)
+    assert response.status_code != 200 or "not a space group" in response.content.decode()
+
+
+PAGE_PARAMS = ["q", "chemsys", "crystal_system", "formula", "elements", "exclude_elements", "is_stable", "ordering",
+               "origin", "page", "page_size", "spacegroup", "spacegroup_number", "e_above_hull_max", "nelements"]
+
+
+@FUZZ
+@given(query=st.dictionaries(st.sampled_from(PAGE_PARAMS), values, min_size=1, max_size=4))
+def test_catalog_browser_never_fails_on_any_parameter(client, catalog_rows, query):
+    """The public HTML browser parses its own parameters (frontend/params.py); same contract: never a 5xx."""
+    response = client.get("/materials/", query)
+    assert response.status_code < 500, (response.status_code, response.content[:300])
+
+
+@FUZZ
+@given(chemsys=st.one_of(st.sampled_from(["Na-Cl", "O", "Sr-Ti-O", "Xx-O", "-", "*"]), st.text(max_size=30)),
+       query=st.dictionaries(st.sampled_from(["scheme", "highlight", "show_unstable"]), values, max_size=2))
+def test_phase_diagram_page_never_fails(client, catalog_rows, chemsys, query):
+    from urllib.parse import quote
+
+    response = client.get(f"/phase-diagrams/{quote(chemsys, safe='') or 'x'}/", query)
+    assert response.status_code < 500, (response.status_code, response.content[:300])
