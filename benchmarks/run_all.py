@@ -18,7 +18,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-NOT_BENCHMARKS = {"run_all.py", "common.py", "__init__.py"}
+# synthetic_catalog.py is a tool the load, export and API-latency benchmarks call, not a benchmark itself.
+NOT_BENCHMARKS = {"run_all.py", "common.py", "__init__.py", "synthetic_catalog.py"}
 
 
 def discover() -> list[Path]:
@@ -34,8 +35,8 @@ def summarize() -> str:
         except json.JSONDecodeError:
             continue
         machine = machine or result.get("machine", "")
-        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list(result.get("metrics", {}).items())[:6])
-        baseline = ", ".join(f"{k}={_fmt(v)}" for k, v in list(result.get("baseline", {}).items())[:4])
+        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list((result.get("metrics") or {}).items())[:6])
+        baseline = ", ".join(f"{k}={_fmt(v)}" for k, v in list((result.get("baseline") or {}).items())[:4])
         rows.append(
             f"| {result.get('benchmark', path.stem)} | {result.get('date', '')[:10]} | {metrics} | {baseline} "
             f"| {_fmt(result.get('speedup'))} |"

@@ -324,8 +324,11 @@ def parse_unit(unit: dict, symprec: float = DEFAULT_SYMPREC) -> list[dict]:
 
 
 def _reason(exc: Exception) -> str:
+    """One line naming what failed. A bare exception class (pymatgen raises some without a message) is not enough."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, KeyError) and text:
+        return f"KeyError: missing field {text}"
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__}: the content could not be parsed"
 
 
 def build_record(structure, energy: dict | None, data: dict | None, *, source_id: str, file: str,
@@ -336,8 +339,11 @@ def build_record(structure, energy: dict | None, data: dict | None, *, source_id
             raise ValueError("structure has no sites")
         if not structure.is_ordered:
             raise ValueError("disordered structure (partial occupancies) is not supported")
+        unknown = unknown_elements(structure)
+        if unknown:
+            raise ValueError(f"unknown element symbol(s) {', '.join(map(repr, unknown))}: not in the periodic table")
         if structure.volume <= 0 or not math.isfinite(structure.volume):
-            raise ValueError("cell volume is not positive")
+            raise ValueError(f"impossible lattice: cell volume {structure.volume} Å³ is not positive")
         description = describe(structure, symprec=symprec)
         desc = {
             "formula_reduced": description.formula_reduced,
@@ -358,7 +364,7 @@ def build_record(structure, energy: dict | None, data: dict | None, *, source_id
         energy = complete_energy(energy, composition)
         return {
             "ok": True, "file": file, "location": location, "source_id": source_id,
-            "structure": structure.as_dict(), "description": desc,
+            "structure": structure_dict(structure), "description": desc,
             "volume_per_atom": description.volume / description.nsites,
             "primitive_nsites": None,  # computed by the duplicate matcher only when a candidate is in the window
             "composition": composition.formula.replace(" ", ""),
@@ -366,6 +372,25 @@ def build_record(structure, energy: dict | None, data: dict | None, *, source_id
             "energy": energy, "data": data or {},
         }
     raise ValueError("no structure")
+
+
+def structure_dict(structure) -> dict:
+    """``Structure.as_dict()`` made JSON-safe. Site properties can hold numpy arrays (a POSCAR's ``Selective
+    dynamics`` flags), which JSON storage refuses; they become lists."""
+    data = structure.as_dict()
+    if structure.site_properties:
+        from monty.json import jsanitize
+
+        data = jsanitize(data, strict=False)
+    return data
+
+
+def unknown_elements(structure) -> list[str]:
+    """Symbols that are not chemical elements. pymatgen reads an unknown symbol (``Xx``) as a *dummy species*
+    instead of failing, and everything downstream (formulas, hulls, OPTIMADE) assumes real elements."""
+    from pymatgen.core import DummySpecies
+
+    return sorted({sp.symbol for sp in structure.composition if isinstance(sp, DummySpecies)})
 
 
 def primitive_nsites(structure) -> int:

@@ -6,12 +6,16 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SYMPREC = 0.1  # Å; spglib's tolerance as used by the Materials Project
+# Å. The largest real unit cells (virus and ribosome crystals) are ~10³ Å; pymatgen's primitive-cell search stalls
+# on vectors of ~10⁶ Å, so anything beyond 10⁴ Å is a broken file.
+MAX_LATTICE_LENGTH = 1e4
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,25 @@ def fingerprint_of(formula_reduced: str, structure: Structure) -> str:
     return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+def check_cell(structure: Structure) -> None:
+    """Reject cells no crystal can have, before spglib and the duplicate matcher see them.
+
+    A NaN coordinate makes spglib die with SIGSEGV, taking a whole import with it; a lattice vector of 10⁶ Å makes
+    ``get_primitive_structure`` (used by the duplicate matcher) loop for minutes; the volume alone can stay finite
+    (a 1e308 Å off-diagonal term); and PostgreSQL's JSON refuses NaN/Infinity.
+    """
+    lattice = structure.lattice
+    if not (np.isfinite(lattice.matrix).all() and np.isfinite(lattice.abc).all() and np.isfinite(lattice.angles).all()):
+        raise ValueError(f"impossible lattice: lengths {lattice.abc} Å, angles {lattice.angles}°")
+    if max(lattice.abc) > MAX_LATTICE_LENGTH:
+        raise ValueError(f"impossible lattice: a vector of {max(lattice.abc):.3g} Å (more than {MAX_LATTICE_LENGTH:g} Å)")
+    if not np.isfinite(structure.frac_coords).all() or not np.isfinite(structure.cart_coords).all():
+        raise ValueError("site coordinates are not finite numbers")
+
+
 def describe(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> StructureDescription:
+    """Searchable descriptors. Raises ValueError for a cell with non-finite geometry (see check_cell)."""
+    check_cell(structure)
     comp = structure.composition
     formula_reduced = comp.reduced_formula
     spg_number: int | None = None

@@ -56,7 +56,7 @@ def spacegroup_number(raw: str) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():  # "¹".isdigit() is True, and int() refuses it
         return int(raw)
     number = _spacegroup_symbols().get(raw.replace(" ", "").lower())
     if number is None:

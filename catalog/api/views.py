@@ -297,7 +297,7 @@ class HullView(JSONErrorsMixin, APIView):
 
 def _campaign_id(raw: str) -> int:
     """Campaign ids in URLs: anything that is not a positive integer is simply not found (a JSON 404)."""
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:  # "¹".isdigit() is True; int() refuses it
         raise NotFound(f"no campaign '{raw[:40]}'")
     return int(raw)
 

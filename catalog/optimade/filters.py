@@ -9,6 +9,7 @@ condition that its negation needs.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -201,6 +202,8 @@ class DjangoQueryTransformer(BaseTransformer):
     def _as_number(name, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FilterError(f"'{name}' is a number; compare it with a number, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # 1e999 parses as inf: int(inf) was a 500
+            raise FilterError(f"'{name}' must be compared with a finite number, not {value!r}")
         return value
 
     @staticmethod

@@ -101,7 +101,7 @@ def _json(payload: dict, status: int = 200) -> HttpResponse:
     return HttpResponse(json.dumps(payload), status=status, content_type=JSONAPI)
 
 
-def _error(request, error: OptimadeError) -> HttpResponse:
+def error_response(request, error: OptimadeError) -> HttpResponse:
     return _json(
         {
             "errors": [{"status": str(error.status), "title": error.title, "detail": error.detail}],
@@ -119,13 +119,14 @@ def optimade_view(func):
         try:
             return func(request, *args, **kwargs)
         except OptimadeError as error:
-            return _error(request, error)
+            return error_response(request, error)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
 
 
+@require_GET
 def versions(request):
     """``/optimade/versions``: the major versions served, newest first (text/csv; header=present)."""
     return HttpResponse(f"version\n{MAJOR}\n", content_type="text/csv; header=present")
@@ -208,6 +209,9 @@ def entry_info(request, entry: str):
     return _json({"data": data, "meta": _meta(request, 1, 1)})
 
 
+MAX_INT_PARAM = 2**63 - 1
+
+
 def _int_param(request, name: str, default: int, low: int) -> int:
     raw = request.GET.get(name)
     if raw in (None, ""):
@@ -218,6 +222,8 @@ def _int_param(request, name: str, default: int, low: int) -> int:
         raise OptimadeError(400, "Bad Request", f"{name}='{raw}' is not an integer") from None
     if value < low:
         raise OptimadeError(400, "Bad Request", f"{name} must be at least {low}")
+    if value > MAX_INT_PARAM:  # PostgreSQL's OFFSET is a bigint: a larger one used to end in a 500
+        raise OptimadeError(400, "Bad Request", f"{name} must be at most {MAX_INT_PARAM}")
     return value
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -34,6 +37,9 @@ class Command(BaseCommand):
                             help="POSCAR line 1 starts with the cell's total energy in eV (e.g. aviary raw files)")
         parser.add_argument("--no-hulls", action="store_true", help="do not recompute hulls afterwards")
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        parser.add_argument("--report", metavar="FILE",
+                            help=f"write every rejected file/row with its reason to FILE (CSV); the terminal shows only "
+                                 f"the first {MAX_PROBLEMS_SHOWN}")
 
     def handle(self, *args, **options):
         import_options = ImportOptions(
@@ -51,16 +57,28 @@ class Command(BaseCommand):
             summary = import_paths(options["paths"], import_options)
         except SchemeKindError as exc:
             raise CommandError(str(exc)) from exc
-        report_summary(self, summary)
+        if options["report"]:
+            write_problem_report(Path(options["report"]), summary.problems)
+        report_summary(self, summary, report=options["report"])
         if summary.written == 0 and summary.existing == 0:
             raise CommandError("nothing could be imported")
 
 
-def report_summary(command: BaseCommand, summary) -> None:
+def write_problem_report(path: Path, problems: list[dict]) -> None:
+    """Every rejected file or row, one per line (file, location, id, reason): a large import can reject thousands."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "location", "source_id", "reason"])
+        for item in problems:
+            writer.writerow([item["file"], item.get("location") or "", item.get("source_id") or "", item["reason"]])
+
+
+def report_summary(command: BaseCommand, summary, report: str | None = None) -> None:
     for item in summary.problems[:MAX_PROBLEMS_SHOWN]:
         command.stderr.write(f"rejected: {describe_problem(item)}")
     if len(summary.problems) > MAX_PROBLEMS_SHOWN:
-        command.stderr.write(f"... and {len(summary.problems) - MAX_PROBLEMS_SHOWN} more rejected")
+        where = f"; all {len(summary.problems)} are listed in {report}" if report else ""
+        command.stderr.write(f"... and {len(summary.problems) - MAX_PROBLEMS_SHOWN} more rejected{where}")
     for scheme, updated in summary.hulls_updated.items():
         if not updated:
             command.stdout.write(f"hulls of scheme {scheme} were not updated")
