@@ -205,6 +205,11 @@ def wait_for_jobs(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig
     pending = jobs.exclude(state__in=TERMINAL).count()
     if pending:
         raise StageWaiting(f"{pending} of {jobs.count()} DFT jobs pending in round {rnd.index}")
+    # reference phases the round's jobs queued (e.g. KF and NaF for a KNaF2 candidate): the hull is not final before
+    phases = DFTJob.objects.filter(settings__reference_for_job__in=list(jobs.values_list("pk", flat=True)))
+    phases_pending = phases.exclude(state__in=TERMINAL).count()
+    if phases_pending:
+        raise StageWaiting(f"{phases_pending} reference-phase DFT jobs pending for round {rnd.index}")
     span = jobs.aggregate(first=Min("created_at"), last=Max("finished_at"))
     if span["first"] and span["last"]:
         rnd.timings = {**rnd.timings, "dft_wall": round((span["last"] - span["first"]).total_seconds(), 3)}

@@ -161,11 +161,14 @@ def retry_failed_jobs(campaign: Campaign, *, user) -> int:
 
 def job_finished(job_id: int) -> None:
     """A DFT job reached a terminal state: nudge its campaign so the round can move on without waiting for beat."""
-    campaign_id = (
-        DFTJob.objects.filter(pk=job_id, candidate__round__isnull=False)
-        .values_list("candidate__round__campaign_id", flat=True)
-        .first()
-    )
+    job = DFTJob.objects.filter(pk=job_id).values("candidate__round__campaign_id", "settings").first()
+    if job is None:
+        return
+    campaign_id = job["candidate__round__campaign_id"]
+    parent = (job["settings"] or {}).get("reference_for_job")
+    if campaign_id is None and parent is not None:  # a reference phase a round is waiting for
+        campaign_id = (DFTJob.objects.filter(pk=parent).values_list("candidate__round__campaign_id", flat=True)
+                       .first())
     if campaign_id is not None:
         _nudge(campaign_id)
 

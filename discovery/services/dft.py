@@ -106,6 +106,7 @@ def create_job(
     is_molecule: bool = False,
     origin: dict | None = None,
     is_reference: bool = False,
+    reference_for: int | None = None,
 ) -> DFTJob:
     """A queued job for a candidate, a catalog material or a bare structure (bootstrap / references).
 
@@ -135,6 +136,8 @@ def create_job(
                     "is_reference": is_reference}
     if origin:
         job_settings["origin"] = origin
+    if reference_for is not None:
+        job_settings["reference_for_job"] = reference_for
     try:
         with transaction.atomic():
             return DFTJob.objects.create(
@@ -475,7 +478,7 @@ def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, pre
             created.append(_compute_reference(scheme, element, backend=backend, preset=preset, parent=parent))
     if len(elements) > 1:
         with _reference_lock(scheme, "-".join(elements)):  # concurrent jobs of one system queue its phases once
-            created += queue_stable_phases(scheme, elements, backend=backend, preset=preset)
+            created += queue_stable_phases(scheme, elements, backend=backend, preset=preset, parent=parent)
     return created
 
 
@@ -517,8 +520,12 @@ def run_reference_job(ref: ReferenceStructure, *, backend: str, preset: str, ori
     return job
 
 
-def queue_stable_phases(scheme: Scheme, elements: list[str], *, backend: str, preset: str) -> list[int]:
-    """Queue DFT jobs for the catalog's stable compounds inside ``elements`` when ``scheme`` has none there yet."""
+def queue_stable_phases(scheme: Scheme, elements: list[str], *, backend: str, preset: str,
+                        parent: DFTJob | None = None) -> list[int]:
+    """Queue DFT jobs for the catalog's stable compounds inside ``elements`` when ``scheme`` has none there yet.
+
+    Each new job records ``reference_for_job`` (the job that needed it), so a campaign round waits for its phases
+    before it reads its hit rate off the hull."""
     compounds_in_scheme = EnergyRecord.objects.filter(scheme=scheme, elements__contained_by=elements).exclude(
         chemsys__in=elements
     )
@@ -532,7 +539,8 @@ def queue_stable_phases(scheme: Scheme, elements: list[str], *, backend: str, pr
     )
     ids = []
     for material in stable:
-        job = create_job(material=material, backend=backend, preset=preset, label=f"{material.public_id} reference")
+        job = create_job(material=material, backend=backend, preset=preset, label=f"{material.public_id} reference",
+                         reference_for=parent.pk if parent is not None else None)
         if job.state == DFTJob.State.QUEUED:
             enqueue_job(job)
         ids.append(job.pk)

@@ -127,3 +127,34 @@ def test_concurrency_limit_holds_dft_jobs_back_until_slots_free(staff, monkeypat
     assert not DFTJob.objects.get(pk=jobs[1].pk).settings.get("held_by_campaign")
     assert services.resume_stalled_campaigns(timedelta(0)) == [campaign.pk]
     assert jobs[2].pk not in sent  # beat never sends a held job
+
+
+def test_round_waits_for_the_reference_phases_its_jobs_queued(staff, monkeypatch, django_capture_on_commit_callbacks):
+    """Hit rates are read off the hull only once the competing phases a candidate's job queued have been computed."""
+    from pymatgen.core import Lattice, Structure
+
+    from discovery.models import Candidate, DFTJob
+    from discovery.services import campaigns as services
+    from tests.factories import make_material
+
+    sent = []
+    monkeypatch.setattr(services, "_send", lambda campaign_id, queue: sent.append(campaign_id))
+    campaign = services.create_campaign({"name": "phases", "elements": ["Na", "Cl"], "dft_backend": "ml"}, user=staff)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.RUNNING)
+    rnd = CampaignRound.objects.create(campaign=campaign, index=0, stage="verifying")
+    structure = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    candidate = Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl",
+                                         chemsys="Cl-Na", pipeline="structural", fingerprint="cscl")
+    job = DFTJob.objects.create(candidate=candidate, input_structure=structure.as_dict(), backend="ml",
+                                state=DFTJob.State.SUCCEEDED)
+    phase = DFTJob.objects.create(material=make_material(structure), input_structure=structure.as_dict(),
+                                  backend="ml", settings={"reference_for_job": job.pk})
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.advance_campaign(campaign.pk)
+    assert result.action == "waiting: 1 reference-phase DFT jobs pending for round 0"
+    DFTJob.objects.filter(pk=phase.pk).update(state=DFTJob.State.SUCCEEDED)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.job_finished(phase.pk)  # the phase's end nudges the campaign that waits for it
+    assert sent == [campaign.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.advance_campaign(campaign.pk).action == "all DFT jobs finished"
