@@ -124,6 +124,8 @@ class MaterialOrigin(models.Model):
         indexes = [
             models.Index(fields=["dataset", "material"], name="origin_dataset_material"),
             models.Index(fields=["kind", "material"], name="origin_kind_material"),
+            # the home page's latest discoveries: newest campaign origins first, read off the index
+            models.Index(F("kind"), F("created_at").desc(), F("id").desc(), name="origin_kind_newest"),
         ]
 
     def __str__(self) -> str:
