@@ -29,7 +29,9 @@ class CampaignForm(forms.ModelForm):
     kappa = forms.FloatField(initial=1.0, help_text="acquisition: mean − κ·std")
     max_predicted_e_above_hull = forms.FloatField(initial=0.1, help_text="eV/atom")
     cap_per_chemsys = forms.IntegerField(initial=2)
-    max_concurrent_dft = forms.IntegerField(initial=0, help_text="DFT jobs of this campaign at once; 0: no limit")
+    max_concurrent_dft = forms.IntegerField(
+        initial=0, required=False, help_text="DFT jobs of this campaign at once; 0 or empty: no limit"
+    )
     dft_backend = forms.ChoiceField(choices=[("gpaw", "GPAW"), ("vasp", "VASP (SLURM)"), ("ml", "ML (CHGNet)")])
     dft_preset = forms.ChoiceField(choices=[("fast", "fast"), ("standard", "standard")])
 
