@@ -65,15 +65,44 @@ def _wait_port(port: int, up: bool, timeout: float = 60) -> None:
     raise AssertionError(f"port {port} did not go {'up' if up else 'down'} within {timeout} s")
 
 
+# Settings read off the running Redis before it is stopped and given back to the new one, so that it comes back as
+# it was (a config file may say otherwise: Debian's enables RDB snapshots that a Redis without a writable directory
+# then refuses writes over).
+REDIS_SETTINGS = ("port", "bind", "protected-mode", "save", "appendonly", "dir", "dbfilename", "databases",
+                  "maxmemory", "maxmemory-policy", "stop-writes-on-bgsave-error", "requirepass")
+
+
+def _redis_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", *args], check=False, capture_output=True,
+                          text=True, timeout=30)
+
+
+def running_redis_arguments() -> list[str]:
+    """``redis-server`` arguments that reproduce the running server's settings (multi-word values split)."""
+    args = ["--daemonize", "yes"]
+    for name in REDIS_SETTINGS:
+        lines = _redis_cli("config", "get", name).stdout.splitlines()
+        if len(lines) < 2:
+            continue
+        value = lines[1]
+        args.append(f"--{name}")
+        args.extend(value.split() if name in ("bind", "save") and value else [value])
+    return args
+
+
 def restart_redis() -> None:
-    """Stop without saving (queued messages are lost, as in a crash) and start again from its config file."""
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], check=False,
-                   capture_output=True, timeout=30)
+    """Stop without saving (queued messages are lost, as in a crash) and start again with the same settings."""
+    arguments = running_redis_arguments()
+    _redis_cli("shutdown", "nosave")
     _wait_port(6379, up=False)
-    started = subprocess.run(["service", "redis-server", "start"], check=False, capture_output=True, timeout=60)
-    if started.returncode != 0 or not _answers(6379):
-        subprocess.run(["redis-server", "/etc/redis/redis.conf", "--daemonize", "yes"], check=True, timeout=60)
+    subprocess.run(["redis-server", *arguments], check=True, timeout=60)
     _wait_port(6379, up=True)
+    deadline = time.monotonic() + 30
+    while _redis_cli("set", "gnomon:restart-probe", "1").stdout.strip() != "OK":  # accepts writes again
+        if time.monotonic() > deadline:
+            raise AssertionError("Redis came back but refuses writes: " + _redis_cli("info", "persistence").stdout)
+        time.sleep(0.2)
+    _redis_cli("del", "gnomon:restart-probe")
 
 
 def restart_postgres() -> None:
@@ -90,7 +119,8 @@ def restartable():
         pytest.skip(reason)
     yield
     if not _answers(6379):  # never leave the machine without its servers
-        restart_redis()
+        subprocess.run(["redis-server", "--daemonize", "yes", "--port", "6379", "--bind", "127.0.0.1",
+                        "--save", "", "--appendonly", "no"], check=False, timeout=60)
     if not _answers(5432):
         subprocess.run(["pg_ctlcluster", "15", "main", "start"], check=False, timeout=120)
 
