@@ -131,6 +131,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Cache (throttle counters, home-page figures). With GNOMON_CACHE_URL (a Redis URL) every gunicorn worker and host
+# shares it, so throttles hold across workers; without it each process keeps its own, which multiplies the
+# configured throttle rates by the number of web processes.
+GNOMON_CACHE_URL = os.environ.get("GNOMON_CACHE_URL", "")
+if GNOMON_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": GNOMON_CACHE_URL}}
+
 # Celery: broker on Redis. With CELERY_BROKER_URL unset, the quick start provides an embedded Redis.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
