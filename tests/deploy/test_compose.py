@@ -219,7 +219,8 @@ def test_celery_services_use_the_gnomon_app_and_the_routed_queues(project):
             # The health check pings this very node ($$ is Compose's escape for a literal $ the shell expands).
             assert node.split("@")[0] + "@$$HOSTNAME" in " ".join(project["services"][name]["healthcheck"]["test"])
     assert consumed == routed_queues(), "every routed queue has a worker"
-    assert set(option(command_of(project["services"]["worker"]), "-Q").split(",")) == {"default", "dft"}
+    # the main worker serves every queue by default (a campaign's screening stages must run even without a GPU host)
+    assert set(option(command_of(project["services"]["worker"]), "-Q").split(",")) == {"default", "screening", "dft"}
     assert option(command_of(project["services"]["worker-gpu"]), "-Q") == "screening"
     assert command_of(project["services"]["beat"])[3] == "beat"
     assert command_of(project["services"]["flower"])[3] == "flower"
