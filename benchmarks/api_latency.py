@@ -23,11 +23,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_catalog import sibling_database_url, top_up  # noqa: E402
 
 QUERIES = [
     "elements=O&energy_above_hull_max=0.05",
@@ -43,30 +44,6 @@ QUERIES = [
     "crystal_system=tetragonal&formation_energy_per_atom_min=-2&formation_energy_per_atom_max=-1",
     "formula=SrTiO3",
 ]
-
-
-def database_url() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        raise SystemExit("set DATABASE_URL to the PostgreSQL server; the benchmark uses its own database on it")
-    return urlunsplit(urlsplit(base)._replace(path=f"/{os.environ.get('BENCH_1M_DATABASE', 'gnomon_bench1m')}"))
-
-
-def ensure_rows(url: str, rows: int) -> int:
-    import subprocess
-
-    import psycopg
-
-    from benchmarks.synthetic_catalog import ensure_database
-
-    ensure_database(url)
-    with psycopg.connect(url) as conn:
-        have = conn.execute("SELECT count(*) FROM catalog_material").fetchone()[0]
-    if have < rows:
-        subprocess.run([sys.executable, str(HERE / "synthetic_catalog.py"), "--database-url", url,
-                        "--count", str(rows - have), "--seed", str(have)], check=True, cwd=ROOT)
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM catalog_material").fetchone()[0]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -116,8 +93,8 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the index-less SQL baseline")
     options = parser.parse_args()
 
-    url = database_url()
-    total = ensure_rows(url, options.rows)
+    url = sibling_database_url("BENCH_1M_DATABASE", "gnomon_bench1m")
+    total = top_up(url, options.rows)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gnomon.settings")
     os.environ.setdefault("GNOMON_LOG_LEVEL", "WARNING")

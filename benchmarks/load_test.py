@@ -34,13 +34,13 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_description, write_result  # noqa: E402
+from benchmarks.synthetic_catalog import sibling_database_url, top_up  # noqa: E402
 
 PAGE_KINDS = ("home", "browse", "material_page")
 WEIGHTS = {"home": 1, "browse": 3, "material_page": 3, "api_list": 3, "export_small": 1}
@@ -61,30 +61,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def load_database_url() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        raise SystemExit("set DATABASE_URL to the PostgreSQL server; the load test uses its own database on it")
-    name = os.environ.get("BENCH_LOAD_DATABASE", "gnomon_load")
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def ensure_catalog(url: str, materials: int) -> int:
-    """Top the load database up to ``materials`` rows with the synthetic generator; returns the row count."""
-    import psycopg
-
-    from benchmarks.synthetic_catalog import ensure_database
-
-    ensure_database(url)
-    with psycopg.connect(url) as conn:
-        have = conn.execute("SELECT count(*) FROM catalog_material").fetchone()[0]
-    if have < materials:
-        subprocess.run([sys.executable, str(HERE / "synthetic_catalog.py"), "--database-url", url,
-                        "--count", str(materials - have), "--seed", str(have)], check=True, cwd=ROOT)
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM catalog_material").fetchone()[0]
 
 
 def sample_targets(url: str) -> tuple[list[str], list[str]]:
@@ -239,8 +215,8 @@ def main() -> None:
     parser.add_argument("--result-name", default="load", help="results/<name>.json (e.g. to keep a variant's run)")
     options = parser.parse_args()
 
-    url = load_database_url()
-    total = ensure_catalog(url, options.materials)
+    url = sibling_database_url("BENCH_LOAD_DATABASE", "gnomon_load")
+    total = top_up(url, options.materials)
     ids, chemsystems = sample_targets(url)
     print(f"load database: {total:,} materials", flush=True)
     port = free_port()

@@ -103,6 +103,30 @@ def ensure_database(url: str) -> None:
                    env={**os.environ, "DATABASE_URL": url}, cwd=ROOT)
 
 
+def sibling_database_url(env_var: str, default_name: str) -> str:
+    """A database of its own on the ``DATABASE_URL`` server, named by ``env_var`` (default ``default_name``), so a
+    benchmark's big tables never meet the tests' or the demo's."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        raise SystemExit("set DATABASE_URL to the PostgreSQL server; the benchmark uses its own database on it")
+    return urlunsplit(urlsplit(base)._replace(path=f"/{os.environ.get(env_var, default_name)}"))
+
+
+def top_up(url: str, materials: int) -> int:
+    """Fill the database at ``url`` up to ``materials`` synthetic rows (this script, by COPY); returns the row count."""
+    import psycopg
+
+    ensure_database(url)
+    with psycopg.connect(url) as conn:
+        have = conn.execute("SELECT count(*) FROM catalog_material").fetchone()[0]
+    if have < materials:
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--database-url", url,
+                        "--count", str(materials - have), "--seed", str(have)], check=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM catalog_material").fetchone()[0]
+
+
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gnomon.settings")

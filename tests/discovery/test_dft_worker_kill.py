@@ -11,34 +11,24 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
-from pymatgen.core import Lattice, Structure
 
 from catalog.models import EnergyRecord, Material
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
 from discovery.services import dft
+from tests.discovery.campaign_support import database_url, stop, wait_for
+from tests.factories import rocksalt
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    p = connection.settings_dict
-    auth = p["USER"] + (f":{p['PASSWORD']}" if p.get("PASSWORD") else "")
-    host = p["HOST"] or "127.0.0.1"
-    if host.startswith("/"):  # unix socket (embedded PostgreSQL)
-        return f"postgres://{auth}@/{p['NAME']}?host={host}" + (f"&port={p['PORT']}" if p.get("PORT") else "")
-    return f"postgres://{auth}@{host}:{p['PORT'] or 5432}/{p['NAME']}"
 
 
 def _start_worker(name: str, log: Path, workdir: Path, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
         "GNOMON_DFT_BACKEND_PLUGINS": "tests.discovery.dft_support",
@@ -54,47 +44,30 @@ def _start_worker(name: str, log: Path, workdir: Path, **extra_env: str) -> subp
     )
 
 
-def _wait_for(predicate, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; worker log:\n"
-                         + log.read_text(errors="replace")[-4000:])
+def _queued_candidate_job(tmp_path: Path, monkeypatch, name: str):
+    """A selected NaCl candidate of a new campaign with its DFT job on the slow-fake backend (references cached)."""
+    from gnomon.celery import app
 
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+    monkeypatch.setattr(settings, "GNOMON_DFT_BACKEND_PLUGINS", ["tests.discovery.dft_support"])
+    monkeypatch.setattr(settings, "GNOMON_DFT_WORKDIR", tmp_path / "dft")
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("dft")  # stale messages from earlier runs on this broker db
+    structure = rocksalt("Na", "Cl", 5.69).get_primitive_structure()
+    scheme = dft.scheme_for("slow-fake", "fast")
+    dft.ensure_references(scheme, structure, backend="slow-fake", preset="fast")  # cached before the worker starts
+    campaign = Campaign.objects.create(name=name, elements=["Na", "Cl"])
+    rnd = CampaignRound.objects.create(campaign=campaign, index=0)
+    candidate = Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl",
+                                         chemsys="Cl-Na", pipeline="structural", fingerprint=name,
+                                         status=Candidate.Status.SELECTED)
+    return scheme, candidate, dft.create_job(candidate=candidate, backend="slow-fake", preset="fast")
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sigkilled_worker_leaves_job_requeued_and_it_completes_exactly_once(tmp_path, monkeypatch):
-    from gnomon.celery import app
-
-    monkeypatch.setattr(settings, "GNOMON_DFT_BACKEND_PLUGINS", ["tests.discovery.dft_support"])
-    monkeypatch.setattr(settings, "GNOMON_DFT_WORKDIR", tmp_path / "dft")
     monkeypatch.setenv("GNOMON_TEST_DFT_SLEEP", "0")
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("dft")  # stale messages from earlier runs on this broker db
-
-    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"],
-                                          [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
-    scheme = dft.scheme_for("slow-fake", "fast")
-    dft.ensure_references(scheme, structure, backend="slow-fake", preset="fast")  # cached before the worker starts
-    campaign = Campaign.objects.create(name="kill-test", elements=["Na", "Cl"])
-    rnd = CampaignRound.objects.create(campaign=campaign, index=1)
-    candidate = Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl",
-                                         chemsys="Cl-Na", pipeline="structural", fingerprint="kill",
-                                         status=Candidate.Status.SELECTED)
-    job = dft.create_job(candidate=candidate, backend="slow-fake", preset="fast")
+    _, candidate, job = _queued_candidate_job(tmp_path, monkeypatch, "kill-test")
     n_materials = Material.objects.count()
     log = tmp_path / "worker.log"
     workdir = tmp_path / "worker-dft"
@@ -102,13 +75,13 @@ def test_sigkilled_worker_leaves_job_requeued_and_it_completes_exactly_once(tmp_
     first = _start_worker("kill1", log, workdir)
     try:
         dft.enqueue_job(job)  # outside an atomic block: sent at once
-        _wait_for(lambda: (workdir / f"job-{job.pk}-attempt-1" / "started").exists(), 90, "the job to start", log)
+        wait_for(lambda: (workdir / f"job-{job.pk}-attempt-1" / "started").exists(), 90, "the job to start", log)
         job.refresh_from_db()
         assert job.state == DFTJob.State.RUNNING and job.attempts == 1
         os.killpg(first.pid, signal.SIGKILL)  # the worker and anything it started
         first.wait(timeout=15)
     finally:
-        _stop(first)
+        stop(first)
 
     # killed mid-job: still marked running, nothing of the success path written
     job.refresh_from_db()
@@ -123,9 +96,9 @@ def test_sigkilled_worker_leaves_job_requeued_and_it_completes_exactly_once(tmp_
             job.refresh_from_db()
             return job.state in dft.TERMINAL_STATES
 
-        _wait_for(finished, 120, "the re-queued job to finish", log)
+        wait_for(finished, 120, "the re-queued job to finish", log)
     finally:
-        _stop(second)
+        stop(second)
 
     job.refresh_from_db()
     candidate.refresh_from_db()
@@ -142,22 +115,8 @@ def test_worker_killed_during_the_hull_update_leaves_no_half_written_rows(tmp_pa
     """The success path (energy, material, hull entries, job row) is one transaction: a kill inside the hull update
     leaves none of it, and the re-run writes all of it once."""
     from catalog.models import ChemsysHull, HullEntry
-    from gnomon.celery import app
 
-    monkeypatch.setattr(settings, "GNOMON_DFT_BACKEND_PLUGINS", ["tests.discovery.dft_support"])
-    monkeypatch.setattr(settings, "GNOMON_DFT_WORKDIR", tmp_path / "dft")
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("dft")
-    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"],
-                                          [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
-    scheme = dft.scheme_for("slow-fake", "fast")
-    dft.ensure_references(scheme, structure, backend="slow-fake", preset="fast")
-    campaign = Campaign.objects.create(name="hull-kill", elements=["Na", "Cl"])
-    rnd = CampaignRound.objects.create(campaign=campaign, index=0)
-    candidate = Candidate.objects.create(round=rnd, structure=structure.as_dict(), formula_reduced="NaCl",
-                                         chemsys="Cl-Na", pipeline="structural", fingerprint="hull-kill",
-                                         status=Candidate.Status.SELECTED)
-    job = dft.create_job(candidate=candidate, backend="slow-fake", preset="fast")
+    scheme, _, job = _queued_candidate_job(tmp_path, monkeypatch, "hull-kill")
     before = {
         "materials": Material.objects.count(),
         "energies": EnergyRecord.objects.count(),
@@ -169,11 +128,11 @@ def test_worker_killed_during_the_hull_update_leaves_no_half_written_rows(tmp_pa
     first = _start_worker("hullkill1", log, workdir, GNOMON_TEST_HULL_SLEEP="30")
     try:
         dft.enqueue_job(job)
-        _wait_for(lambda: (workdir / "hull-update-started").exists(), 120, "the hull update to start", log)
+        wait_for(lambda: (workdir / "hull-update-started").exists(), 120, "the hull update to start", log)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=15)
     finally:
-        _stop(first)
+        stop(first)
 
     job.refresh_from_db()
     assert job.state == DFTJob.State.RUNNING  # the transaction that would have finished it never committed
@@ -188,9 +147,9 @@ def test_worker_killed_during_the_hull_update_leaves_no_half_written_rows(tmp_pa
             job.refresh_from_db()
             return job.state in dft.TERMINAL_STATES
 
-        _wait_for(finished, 120, "the re-queued job to finish", log)
+        wait_for(finished, 120, "the re-queued job to finish", log)
     finally:
-        _stop(second)
+        stop(second)
     assert job.state == DFTJob.State.SUCCEEDED, job.error_message
     record = EnergyRecord.objects.get(source_key=f"dftjob:{job.pk}")
     assert HullEntry.objects.filter(energy_record=record).count() == 1
