@@ -29,7 +29,9 @@ SETTINGS_VARIABLES = (
 
 def production_env(**overrides: str | None) -> dict[str, str]:
     """The environment of a production process: DEBUG off, a strong secret, real hosts, this test run's servers."""
-    env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
+    # DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests set it in this process; a production process never has it
+    env = {key: value for key, value in os.environ.items()
+           if key not in SETTINGS_VARIABLES and key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "gnomon.settings",
