@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError, connection
 from tqdm import tqdm
 
 from discovery.campaign_config import PRESETS, CampaignConfigError, load_toml
@@ -70,9 +71,15 @@ class Command(BaseCommand):
         deadline = time.monotonic() + timeout
         with tqdm(total=rounds, desc=campaign.name, unit="round") as bar:
             while time.monotonic() < deadline:
-                campaign.refresh_from_db()
-                done = campaign.rounds.filter(stage="done").count()
-                current = campaign.rounds.order_by("-index").first()
+                try:
+                    campaign.refresh_from_db()
+                    done = campaign.rounds.filter(stage="done").count()
+                    current = campaign.rounds.order_by("-index").first()
+                except (OperationalError, InterfaceError):  # the database restarted: the campaign goes on, so wait on
+                    connection.close()
+                    bar.set_postfix_str("database unreachable; retrying")
+                    time.sleep(5)
+                    continue
                 bar.n = done
                 bar.set_postfix_str(f"{campaign.status} · stage {current.stage if current else '-'}")
                 bar.refresh()
