@@ -135,3 +135,17 @@ def assert_no_duplicates(campaign: Campaign) -> None:
     for job in DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.SUCCEEDED):
         assert EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").count() == 1, job
         assert job.material_id is not None and Material.objects.filter(pk=job.material_id).exists(), job
+
+
+def assert_completed_cleanly(campaign: Campaign, rounds: int) -> None:
+    """Completed, every round done, every DFT job terminal and each success counted once, nothing duplicated."""
+    from discovery.models import CampaignRound
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED, campaign.error
+    done = list(CampaignRound.objects.filter(campaign=campaign).order_by("index"))
+    assert [r.stage for r in done] == ["done"] * rounds
+    jobs = DFTJob.objects.filter(candidate__round__campaign=campaign)
+    assert not jobs.exclude(state__in=[DFTJob.State.SUCCEEDED, DFTJob.State.FAILED]).exists()
+    assert jobs.filter(state=DFTJob.State.SUCCEEDED).count() == sum(r.n_dft_done for r in done) > 0
+    assert_no_duplicates(campaign)

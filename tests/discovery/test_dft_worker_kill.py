@@ -44,6 +44,19 @@ def _start_worker(name: str, log: Path, workdir: Path, **extra_env: str) -> subp
     )
 
 
+def _finish_on_a_new_worker(job: DFTJob, name: str, log: Path, workdir: Path) -> None:
+    """Start a fresh worker (it re-queues jobs orphaned by dead workers) and wait until ``job`` is terminal."""
+    worker = _start_worker(name, log, workdir)
+    try:
+        def finished() -> bool:
+            job.refresh_from_db()
+            return job.state in dft.TERMINAL_STATES
+
+        wait_for(finished, 120, "the re-queued job to finish", log)
+    finally:
+        stop(worker)
+
+
 def _queued_candidate_job(tmp_path: Path, monkeypatch, name: str):
     """A selected NaCl candidate of a new campaign with its DFT job on the slow-fake backend (references cached)."""
     from gnomon.celery import app
@@ -90,15 +103,7 @@ def test_sigkilled_worker_leaves_job_requeued_and_it_completes_exactly_once(tmp_
     assert not EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").exists()
     assert Material.objects.count() == n_materials and candidate.status == Candidate.Status.SELECTED
 
-    second = _start_worker("kill2", log, workdir)  # on start it re-queues jobs orphaned by dead workers
-    try:
-        def finished() -> bool:
-            job.refresh_from_db()
-            return job.state in dft.TERMINAL_STATES
-
-        wait_for(finished, 120, "the re-queued job to finish", log)
-    finally:
-        stop(second)
+    _finish_on_a_new_worker(job, "kill2", log, workdir)  # on start it re-queues jobs orphaned by dead workers
 
     job.refresh_from_db()
     candidate.refresh_from_db()
@@ -141,15 +146,7 @@ def test_worker_killed_during_the_hull_update_leaves_no_half_written_rows(tmp_pa
     assert HullEntry.objects.count() == before["hull_entries"]
     assert dict(ChemsysHull.objects.filter(scheme=scheme).values_list("chemsys", "revision")) == before["revisions"]
 
-    second = _start_worker("hullkill2", log, workdir)
-    try:
-        def finished() -> bool:
-            job.refresh_from_db()
-            return job.state in dft.TERMINAL_STATES
-
-        wait_for(finished, 120, "the re-queued job to finish", log)
-    finally:
-        stop(second)
+    _finish_on_a_new_worker(job, "hullkill2", log, workdir)
     assert job.state == DFTJob.State.SUCCEEDED, job.error_message
     record = EnergyRecord.objects.get(source_key=f"dftjob:{job.pk}")
     assert HullEntry.objects.filter(energy_record=record).count() == 1
