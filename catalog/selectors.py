@@ -12,6 +12,7 @@ from math import gcd
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import OrderBy
+from django.db.models.lookups import Exact
 from pymatgen.core import Composition, Element
 
 from catalog.models import Material, MaterialOrigin
@@ -139,6 +140,11 @@ def _chemsys_filter(chemsys: str) -> Q:
         raise InvalidQuery("chemsys", f"'{chemsys}' repeats an element")
     if wildcards == 0:
         return Q(chemsys="-".join(fixed))
+    if len(fixed) >= 2:
+        # Two or more fixed elements make the elements GIN index selective on its own; written as a plain
+        # comparison, PostgreSQL would also bitmap-scan the nelements index (a third of a 1M-row table for
+        # nelements=3) and AND the two: 47 ms against 14 ms for Li-*-O on 1M rows. ``+ 0`` keeps that index out.
+        return Q(elements__contains=list(fixed)) & Q(Exact(F("nelements") + 0, len(parts)))
     return Q(elements__contains=list(fixed), nelements=len(parts))
 
 
