@@ -29,6 +29,7 @@ from tests.factories import make_material
 ROOT = Path(__file__).resolve().parents[2]
 SEED_CATIONS = ("Li", "Na", "K", "Rb")
 SEED_ANIONS = ("F", "Cl", "Br")
+FAST_BEAT = {"GNOMON_RESUME_EVERY_S": "3", "GNOMON_STALLED_AFTER_S": "5"}  # beat re-nudges within seconds
 
 
 def seed_catalog() -> int:
@@ -107,6 +108,13 @@ def campaign_finished(campaign: Campaign) -> Callable[[], bool]:
     def check() -> bool:
         campaign.refresh_from_db()
         return campaign.status in (Campaign.Status.COMPLETED, Campaign.Status.FAILED, Campaign.Status.CANCELLED)
+
+    return check
+
+
+def job_running(campaign: Campaign) -> Callable[[], bool]:
+    def check() -> bool:
+        return DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).exists()
 
     return check
 

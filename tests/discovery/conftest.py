@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
+from tests.discovery import campaign_support as support
 from tests.discovery import dft_support  # noqa: F401 - registers the slow-fake DFT backend
 
 
@@ -23,3 +25,14 @@ def shared_data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}: set GNOMON_DATA_DIR to the shared/data directory")
     return path
+
+
+@pytest.fixture
+def campaign_env(tmp_path, settings):
+    """A seeded catalog, empty queues and a staff user for campaigns run by real worker processes."""
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
+    support.purge_queues()
+    support.seed_catalog()
+    staff = get_user_model().objects.create_user("launcher", is_staff=True)
+    return tmp_path, staff

@@ -37,16 +37,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def campaign_env(tmp_path, settings):
-    settings.MODEL_DIR = tmp_path / "models"
-    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
-    support.purge_queues()
-    support.seed_catalog()
-    staff = get_user_model().objects.create_user("launcher", is_staff=True)
-    return tmp_path, staff
-
-
 def _toml(settings: dict) -> str:
     def value(v):
         if isinstance(v, list):
@@ -108,13 +98,9 @@ def test_campaign_survives_a_sigkilled_worker_without_duplicates(campaign_env):
     var, staff = campaign_env
     log = var / "worker.log"
     campaign = create_campaign({**TINY, "name": "tiny-kill"}, user=staff, launch=True)
-    fast_beat = {"GNOMON_RESUME_EVERY_S": "3", "GNOMON_STALLED_AFTER_S": "5"}
-    first = support.start_worker("kill1", log, var, dft_sleep=4, beat=True, extra_env=fast_beat)
+    first = support.start_worker("kill1", log, var, dft_sleep=4, beat=True, extra_env=support.FAST_BEAT)
     try:
-        def a_round_job_runs() -> bool:
-            return DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).exists()
-
-        support.wait_for(a_round_job_runs, 300, "a DFT job of the campaign to start", log)
+        support.wait_for(support.job_running(campaign), 300, "a DFT job of the campaign to start", log)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=20)
     finally:
@@ -125,7 +111,7 @@ def test_campaign_survives_a_sigkilled_worker_without_duplicates(campaign_env):
     orphaned = DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).count()
     assert orphaned >= 1
 
-    second = support.start_worker("kill2", log, var, dft_sleep=0, beat=True, extra_env=fast_beat)
+    second = support.start_worker("kill2", log, var, dft_sleep=0, beat=True, extra_env=support.FAST_BEAT)
     try:
         support.wait_for(support.campaign_finished(campaign), 420, "the campaign to finish after the kill", log)
     finally:

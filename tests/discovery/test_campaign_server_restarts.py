@@ -21,10 +21,9 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 
-from discovery.models import Campaign, CampaignRound, DFTJob
+from discovery.models import Campaign, CampaignRound
 from discovery.services.campaigns import create_campaign
 from tests.discovery import campaign_support as support
 from tests.discovery.test_campaign_end_to_end import TINY
@@ -125,21 +124,13 @@ def restartable():
         subprocess.run(["pg_ctlcluster", "15", "main", "start"], check=False, timeout=120)
 
 
-def test_campaign_completes_across_redis_and_postgres_restarts(restartable, tmp_path, settings):
-    settings.MODEL_DIR = tmp_path / "models"
-    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
-    support.purge_queues()
-    support.seed_catalog()
-    staff = get_user_model().objects.create_user("launcher", is_staff=True)
+def test_campaign_completes_across_redis_and_postgres_restarts(restartable, campaign_env):
+    var, staff = campaign_env
     campaign = create_campaign({**TINY, "name": "restarts"}, user=staff, launch=True)
-    log = tmp_path / "worker.log"
-    fast_beat = {"GNOMON_RESUME_EVERY_S": "3", "GNOMON_STALLED_AFTER_S": "5"}
-    worker = support.start_worker("restarts", log, tmp_path, dft_sleep=3, beat=True, extra_env=fast_beat)
+    log = var / "worker.log"
+    worker = support.start_worker("restarts", log, var, dft_sleep=3, beat=True, extra_env=support.FAST_BEAT)
     try:
-        def job_running() -> bool:
-            return DFTJob.objects.filter(candidate__round__campaign=campaign, state=DFTJob.State.RUNNING).exists()
-
-        support.wait_for(job_running, 300, "a DFT job of the campaign to run", log)
+        support.wait_for(support.job_running(campaign), 300, "a DFT job of the campaign to run", log)
         restart_redis()  # mid-round: queued DFT messages and stage nudges are gone
 
         def second_round_started() -> bool:
