@@ -1,6 +1,7 @@
 """Real plane-wave PBE DFT on this machine with GPAW (serial, built by scripts/install_gpaw.sh).
 
-Recipe per structure: choose the cutoff from the hardest element present, a Γ-centred k-mesh from the preset's
+Recipe per structure: pre-relax crystals with CHGNet where the preset asks for it (fewer costly DFT steps), choose the
+cutoff from the hardest element present, a Γ-centred k-mesh from the preset's
 spacing, spin-polarise magnetic elements and the O2 molecule (triplet); relax positions and cell together with ASE's BFGS
 on a ``FrechetCellFilter`` (molecules: positions only, in a fixed box, Γ point), then a final single point with a fresh
 calculator on the relaxed cell, so the reported energy carries no basis-set (Pulay) error from the starting cell.
@@ -25,6 +26,9 @@ from discovery.dft.base import BackendUnavailable, DFTResult, PhysicsError, SCFN
 from discovery.dft.presets import Preset, initial_magmoms
 
 LOG_TAIL_LINES = 40
+# A pre-relaxation that changes the volume by more than this went somewhere DFT should judge for itself: start from
+# the structure as given instead.
+MAX_PRERELAX_VOLUME_CHANGE = 0.5
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -96,6 +100,7 @@ class GPAWBackend:
                 f"fmax {preset.fmax} eV/A, at most {preset.max_steps} steps"
             ),
             "final_single_point": preset.final_single_point,
+            "prerelax": "CHGNet (ML), starting geometry only" if preset.prerelax and not is_molecule else "none",
             "setups": _setups_description(),
             "preset": preset.as_dict(),
         }
@@ -150,13 +155,20 @@ class GPAWBackend:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         settings = self.settings_for(structure, preset, is_molecule=is_molecule)
-        atoms = AseAtomsAdaptor.get_atoms(structure)
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+        start_structure, prerelax = structure, {"used": False}
+        if preset.prerelax and not is_molecule:
+            t_pre = time.perf_counter()
+            start_structure, prerelax = _prerelax(structure, preset, workdir / "prerelax")
+            timings["prerelax_s"] = time.perf_counter() - t_pre
+        atoms = AseAtomsAdaptor.get_atoms(start_structure)
         if is_molecule:
             atoms.pbc = True  # periodic box, Γ only: what the bootstrap set did
-        if settings["initial_magmoms"] is not None:
-            atoms.set_initial_magnetic_moments(settings["initial_magmoms"])
+        # Spin comes from the recipe alone: a "magmom" site property (CHGNet writes one; so may imported data) would
+        # otherwise make GPAW spin-polarise a non-magnetic cell behind the settings' back, at twice the cost.
+        atoms.set_initial_magnetic_moments(settings["initial_magmoms"] or [0.0] * len(atoms))
         t0 = time.perf_counter()
-        timings: dict[str, float] = {}
         relaxation: dict[str, Any] = {"steps": 0, "converged": None}
         scf: dict[str, Any] = {}
 
@@ -199,7 +211,7 @@ class GPAWBackend:
         else:  # pragma: no cover - every preset ends with a single point
             energy, magmom, max_force, stress = single_point(atoms.calc)
         timings["final_single_point_s"] = time.perf_counter() - t1
-        timings["total_s"] = time.perf_counter() - t0
+        timings["total_s"] = time.perf_counter() - t_start
 
         relaxed = AseAtomsAdaptor.get_structure(final_atoms)
         final_log = workdir / scf["final"]["log"]
@@ -210,7 +222,7 @@ class GPAWBackend:
             scheme=self.scheme_for(preset),
             settings=settings,
             scf=scf,
-            relaxation={**relaxation, "final_max_force_eV_per_A": max_force, "final_stress_eV_per_A3": stress,
+            relaxation={**relaxation, "prerelax": prerelax, "final_max_force_eV_per_A": max_force, "final_stress_eV_per_A3": stress,
                         "volume_change": relaxed.volume / structure.volume - 1.0},
             timings=timings,
             peak_memory_mb=peak_memory_mb(),
@@ -218,6 +230,28 @@ class GPAWBackend:
                                             if preset.relax else ""),
             extra={"magnetic_moment": magmom},
         )
+
+
+def _prerelax(structure: Structure, preset: Preset, workdir: Path) -> tuple[Structure, dict[str, Any]]:
+    """CHGNet's relaxed structure as DFT's starting point, or the input with the reason when that is not possible."""
+    from discovery.dft.ml_backend import CHGNetBackend
+
+    try:
+        result = CHGNetBackend().run(structure, preset, workdir=workdir)
+    except BackendUnavailable as exc:
+        return structure, {"used": False, "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a failed pre-relaxation only costs DFT steps, never the job
+        return structure, {"used": False, "reason": f"CHGNet failed: {type(exc).__name__}: {exc}"}
+    change = result.structure.volume / structure.volume - 1.0
+    info = {"model": result.settings.get("model"), "steps": result.relaxation.get("steps"), "volume_change": change,
+            "energy_per_atom_ml": result.energy_per_atom}
+    if not np.isfinite(change) or abs(change) > MAX_PRERELAX_VOLUME_CHANGE:
+        return structure, {**info, "used": False, "reason": f"volume changed by {change:+.0%}; DFT starts from the input"}
+    # Only the geometry moves on: the input's species and site properties, not CHGNet's predicted magnetic moments.
+    relaxed = result.structure
+    start = Structure(relaxed.lattice, structure.species_and_occu, relaxed.frac_coords,
+                      site_properties=structure.site_properties)
+    return start, {**info, "used": True}
 
 
 def _setups_description() -> str:

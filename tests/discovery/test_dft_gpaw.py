@@ -30,10 +30,14 @@ def test_fast_preset_relaxes_nacl_with_real_dft(tmp_path):
     # a squeezed cell (a = 5.55 Å) expands towards PBE's 5.68 Å
     a_conventional = result.structure.lattice.a * 2**0.5
     assert 5.58 < a_conventional < 5.80
-    assert result.relaxation["steps"] >= 1 and result.relaxation["volume_change"] > 0.01
+    # CHGNet pre-relaxed the cell first; GPAW then relaxed it to its own minimum
+    assert result.relaxation["prerelax"]["used"] is True and result.settings["prerelax"].startswith("CHGNet")
+    assert result.relaxation["prerelax"]["volume_change"] > 0.01
+    assert result.relaxation["converged"] is True and result.relaxation["volume_change"] > 0.01
     assert -3.5 < result.energy_per_atom < -3.2  # GPAW energies are relative to the PAW reference atoms
     assert result.timings["total_s"] > 0 and result.peak_memory_mb > 50
     assert "BFGS:" in result.log_excerpt and "Xc:" in result.log_excerpt  # GPAW's energy terms + the relaxation log
+    assert "Local magnetic moments" not in result.log_excerpt  # CHGNet's magmoms did not switch spin on
 
 
 @pytest.mark.parametrize("label", ["Na-bcc", "NaCl-rocksalt"])
@@ -61,3 +65,58 @@ def test_scheme_names_per_preset_and_the_seed_sets_scheme():
     # the shared seed set loads into GPAW-PBE-bootstrap; jobs with the matching preset extend that same hull
     assert backend.scheme_for(get_preset("bootstrap")).name == "GPAW-PBE-bootstrap"
     assert all(backend.scheme_for(get_preset(p)).is_dft for p in ("fast", "standard", "bootstrap"))
+
+
+class _ExplodingPotential:
+    """Stands in for CHGNet where the test needs a pre-relaxation that fails or goes astray."""
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def __call__(self, **_options):
+        return self
+
+    def run(self, structure, preset, *, workdir, is_molecule=False):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        swollen = structure.copy(site_properties={"magmom": [0.7] * len(structure)})  # as CHGNet writes them
+        swollen.scale_lattice(structure.volume * self.outcome)
+        return dataclasses.replace(_fake_result(structure), structure=swollen)
+
+
+def _fake_result(structure):
+    from discovery.dft.base import DFTResult, SchemeSpec
+
+    return DFTResult(energy_total=-1.0, structure=structure, scheme=SchemeSpec("ML", "ML", False, "none"),
+                     settings={"model": "fake"}, relaxation={"steps": 3})
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [(RuntimeError("weights missing"), "CHGNet failed: RuntimeError: weights missing"), (3.0, "volume changed by +200%")],
+)
+def test_a_failed_or_wild_prerelaxation_starts_dft_from_the_input(outcome, reason, monkeypatch, tmp_path):
+    from discovery.dft import gpaw_backend, ml_backend
+
+    monkeypatch.setattr(ml_backend, "CHGNetBackend", _ExplodingPotential(outcome))
+    start = Structure(Lattice.cubic(3.0), ["Na"], [[0, 0, 0]])
+    structure, info = gpaw_backend._prerelax(start, get_preset("fast"), tmp_path)
+    assert structure is start and info["used"] is False and reason in info["reason"]
+
+
+def test_a_prerelaxation_hands_on_the_geometry_but_not_the_ml_magnetic_moments(monkeypatch, tmp_path):
+    from discovery.dft import gpaw_backend, ml_backend
+
+    monkeypatch.setattr(ml_backend, "CHGNetBackend", _ExplodingPotential(1.1))
+    start = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    structure, info = gpaw_backend._prerelax(start, get_preset("fast"), tmp_path)
+    assert info["used"] is True and structure.volume == pytest.approx(start.volume * 1.1)
+    assert "magmom" not in structure.site_properties and [str(s) for s in structure.species] == ["Na", "Cl"]
+
+
+def test_molecules_are_not_prerelaxed():
+    backend = get_backend("gpaw")
+    cl2 = Structure(Lattice.cubic(9.0), ["Cl", "Cl"], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.72]])
+    assert backend.settings_for(cl2, get_preset("fast"), is_molecule=True)["prerelax"] == "none"
+    assert backend.settings_for(cl2, get_preset("fast"), is_molecule=False)["prerelax"].startswith("CHGNet")
+    assert backend.settings_for(cl2, get_preset("standard"), is_molecule=False)["prerelax"] == "none"
