@@ -27,6 +27,9 @@ class CampaignForm(forms.ModelForm):
     wall_clock_hours = forms.FloatField(initial=24)
     ensemble_size = forms.IntegerField(initial=3)
     kappa = forms.FloatField(initial=1.0, help_text="acquisition: mean − κ·std")
+    kappa_final = forms.FloatField(
+        required=False, help_text="κ of the last round (linear from κ); empty: κ stays the same every round"
+    )
     max_predicted_e_above_hull = forms.FloatField(initial=0.1, help_text="eV/atom")
     cap_per_chemsys = forms.IntegerField(initial=2)
     max_concurrent_dft = forms.IntegerField(
@@ -55,7 +58,7 @@ class CampaignForm(forms.ModelForm):
             key: data.get(key)
             for key in (
                 "name", "max_elements", "rounds", "candidates_per_round", "dft_per_round", "wall_clock_hours",
-                "ensemble_size", "kappa", "max_predicted_e_above_hull", "cap_per_chemsys", "max_concurrent_dft",
+                "ensemble_size", "kappa", "kappa_final", "max_predicted_e_above_hull", "cap_per_chemsys", "max_concurrent_dft",
                 "dft_backend", "dft_preset",
             )
             if data.get(key) is not None

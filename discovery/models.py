@@ -80,6 +80,7 @@ class CampaignRound(models.Model):
     model_mae = models.FloatField(null=True, blank=True, help_text="eV/atom on this round's DFT results")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
     timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
+    acquisition = models.JSONField(default=dict, blank=True, help_text="the acquisition rule this round's screen used")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -5,7 +5,9 @@ Rule (a lower confidence bound, as in GNoME's active learning): score = predicte
 2. sort by score, lowest first (ties: lower mean, then input order);
 3. walk down the list taking a candidate unless its chemsys already has ``max_per_chemsys`` picks;
 4. stop at ``top_n`` picks.
-κ > 0 favours uncertain candidates (exploration); κ = 0 ranks by the mean alone.
+κ > 0 favours uncertain candidates (exploration); κ = 0 ranks by the mean alone. A campaign may anneal κ over its
+rounds (``annealed_kappa``): explore while its model has seen little of the element space, exploit once it has learnt
+from the campaign's own DFT results.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ class AcquisitionRule:
 
     def score(self, e_above_hull: float, std: float) -> float:
         return e_above_hull - self.kappa * std
+
+
+def annealed_kappa(start: float, final: float | None, round_index: int, rounds: int) -> float:
+    """κ for one round: linear from ``start`` (round 0) to ``final`` (last round); ``final=None`` keeps ``start``."""
+    if final is None or rounds <= 1:
+        return start
+    fraction = min(max(round_index, 0), rounds - 1) / (rounds - 1)
+    return start + (final - start) * fraction
 
 
 @dataclass(frozen=True)

@@ -141,13 +141,16 @@ def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
     Candidate.objects.filter(pk__in=too_big).update(status=Candidate.Status.REJECTED)
     summary = screen_candidates(affordable, model)
     rule = AcquisitionRule(
-        kappa=config.kappa,
+        kappa=config.kappa_for_round(rnd.index),
         threshold=config.max_predicted_e_above_hull,
         top_n=config.dft_per_round,
         max_per_chemsys=config.cap_per_chemsys,
     )
     chosen = select_candidates(affordable, rule)
-    _set_stage(rnd, "verify", n_screened=summary.screened, n_selected=len(chosen), model_version=model)
+    _set_stage(
+        rnd, "verify", n_screened=summary.screened, n_selected=len(chosen), model_version=model,
+        acquisition=rule.as_dict(),
+    )
     return f"screened {summary.screened}, selected {len(chosen)}"
 
 

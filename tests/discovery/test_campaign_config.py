@@ -34,6 +34,8 @@ def test_valid_config_is_normalised():
         ({"name": "x", "elements": ["Li", "O"], "dft_preset": "ultra"}, "dft_preset", "ultra"),
         ({"name": "x", "elements": ["Li", "O"], "seed": "abc"}, "seed", "not an integer"),
         ({"name": "x", "elements": ["Li", "O"], "pipelines": []}, "pipelines", "choose one or both"),
+        ({"name": "x", "elements": ["Li", "O"], "kappa_final": -1}, "kappa_final", "out of range"),
+        ({"name": "x", "elements": ["Li", "O"], "kappa_final": "less"}, "kappa_final", "not a number"),
     ],
 )
 def test_bad_input_names_the_field(raw, field, fragment):
@@ -76,3 +78,16 @@ def test_missing_toml_file_is_a_clear_error(tmp_path):
     with pytest.raises(CampaignConfigError) as err:
         load_toml(tmp_path / "nope.toml")
     assert "file not found" in err.value.errors["config"]
+
+
+def test_kappa_anneals_linearly_from_explore_to_exploit():
+    config = validate({"name": "x", "elements": ["Li", "O"], "rounds": 5, "kappa": 2.0, "kappa_final": 0.0})
+    assert [config.kappa_for_round(r) for r in range(5)] == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0])
+    assert config.kappa_for_round(9) == pytest.approx(0.0)  # an extra round keeps the final κ
+
+
+def test_without_a_final_kappa_every_round_uses_kappa():
+    for raw in ({}, {"kappa_final": None}):
+        config = validate({"name": "x", "elements": ["Li", "O"], "rounds": 3, "kappa": 0.7, **raw})
+        assert config.kappa_final is None
+        assert {config.kappa_for_round(r) for r in range(3)} == {0.7}

@@ -32,6 +32,8 @@ TINY = {
     "max_atoms": 4,
     "max_predicted_e_above_hull": 2.0,  # a 2-epoch model is poor; let it pick anyway
     "cap_per_chemsys": 2,
+    "kappa": 1.0,
+    "kappa_final": 0.0,  # explore in round 0, exploit in round 1
     "dft_backend": "slow-fake",
     "dft_preset": "fast",
 }
@@ -66,6 +68,8 @@ def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env, capsys):
     assert campaign.status == Campaign.Status.COMPLETED, campaign.error
     rounds = list(CampaignRound.objects.filter(campaign=campaign).order_by("index"))
     assert [r.index for r in rounds] == [0, 1] and all(r.stage == "done" for r in rounds)
+    assert [r.acquisition["kappa"] for r in rounds] == [1.0, 0.0]
+    assert all(r.acquisition["top_n"] == TINY["dft_per_round"] for r in rounds)
     for rnd in rounds:
         assert rnd.n_generated >= rnd.n_deduplicated > 0
         assert 0 < rnd.n_selected <= TINY["dft_per_round"]
