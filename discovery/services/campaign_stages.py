@@ -139,19 +139,39 @@ def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
     affordable = [c for c in generated if len(c.structure.get("sites", [])) <= config.max_atoms]
     too_big = [c.pk for c in generated if len(c.structure.get("sites", [])) > config.max_atoms]
     Candidate.objects.filter(pk__in=too_big).update(status=Candidate.Status.REJECTED)
-    summary = screen_candidates(affordable, model)
+    waiting = waiting_candidates(campaign, rnd)
+    pool = affordable + waiting
+    summary = screen_candidates(pool, model)  # the waiting ones again: a new model and new hulls since they were scored
     rule = AcquisitionRule(
         kappa=config.kappa_for_round(rnd.index),
         threshold=config.max_predicted_e_above_hull,
         top_n=config.dft_per_round,
         max_per_chemsys=config.cap_per_chemsys,
     )
-    chosen = select_candidates(affordable, rule)
+    chosen = select_candidates(pool, rule)
+    carried = [c for c in chosen if c.round_id != rnd.pk]
+    for candidate in carried:  # verified and counted in the round that chose them; the recipe keeps where they began
+        candidate.recipe = {**candidate.recipe, "carried_over_from_round": candidate.round.index}
+        candidate.round = rnd
+    Candidate.objects.bulk_update(carried, ["recipe", "round"])
     _set_stage(
         rnd, "verify", n_screened=summary.screened, n_selected=len(chosen), model_version=model,
-        acquisition=rule.as_dict(),
+        acquisition={**rule.as_dict(), "waiting_from_earlier_rounds": len(waiting), "carried_over": len(carried)},
     )
-    return f"screened {summary.screened}, selected {len(chosen)}"
+    return f"screened {summary.screened} ({len(waiting)} from earlier rounds), selected {len(chosen)}"
+
+
+def waiting_candidates(campaign: Campaign, rnd: CampaignRound) -> list[Candidate]:
+    """Earlier rounds' screened candidates that no round has chosen yet: they compete again under the new model.
+
+    Without them a round whose generation finds nothing new (a small element space, the same parents) would have nothing
+    to verify, and a candidate the first, least-informed model ranked just below the cut would never get a second look.
+    """
+    taken = set(rnd.candidates.values_list("fingerprint", flat=True))
+    earlier = Candidate.objects.filter(
+        round__campaign=campaign, round__index__lt=rnd.index, status=Candidate.Status.SCREENED
+    ).select_related("round")
+    return [c for c in earlier.order_by("pk") if c.fingerprint not in taken]
 
 
 def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:

@@ -70,6 +70,10 @@ def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env, capsys):
     assert [r.index for r in rounds] == [0, 1] and all(r.stage == "done" for r in rounds)
     assert [r.acquisition["kappa"] for r in rounds] == [1.0, 0.0]
     assert all(r.acquisition["top_n"] == TINY["dft_per_round"] for r in rounds)
+    # round 1 ranked round 0's screened-but-unchosen candidates again, with the retrained model
+    assert rounds[1].acquisition["waiting_from_earlier_rounds"] == rounds[0].n_screened - rounds[0].n_selected
+    carried = Candidate.objects.filter(round=rounds[1], recipe__carried_over_from_round=0)
+    assert carried.count() == rounds[1].acquisition["carried_over"]
     for rnd in rounds:
         assert rnd.n_generated >= rnd.n_deduplicated > 0
         assert 0 < rnd.n_selected <= TINY["dft_per_round"]

@@ -158,3 +158,70 @@ def test_round_waits_for_the_reference_phases_its_jobs_queued(staff, monkeypatch
     assert sent == [campaign.pk]
     with django_capture_on_commit_callbacks(execute=True):
         assert services.advance_campaign(campaign.pk).action == "all DFT jobs finished"
+
+
+def test_candidates_no_round_chose_compete_again_in_the_next_round(staff):
+    """A round whose generation finds nothing new still has work: earlier rounds' screened, unchosen candidates."""
+    from pymatgen.core import Lattice, Structure
+
+    from discovery.models import Candidate
+    from discovery.services.campaign_stages import waiting_candidates
+
+    campaign = create_campaign(SETTINGS, user=staff)
+    first = CampaignRound.objects.create(campaign=campaign, index=0, stage="done")
+    second = CampaignRound.objects.create(campaign=campaign, index=1, stage="screen")
+    structure = Structure(Lattice.cubic(4.2), ["Li", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()
+
+    def candidate(rnd, fingerprint, status):
+        return Candidate.objects.create(round=rnd, structure=structure, formula_reduced="LiO", chemsys="Li-O",
+                                        pipeline="structural", fingerprint=fingerprint, status=status)
+
+    waiting = candidate(first, "a", Candidate.Status.SCREENED)
+    candidate(first, "b", Candidate.Status.VERIFIED)
+    candidate(first, "c", Candidate.Status.REJECTED)
+    candidate(first, "d", Candidate.Status.SCREENED)
+    candidate(second, "d", Candidate.Status.GENERATED)  # regenerated this round: it competes as this round's own
+    later = CampaignRound.objects.create(campaign=campaign, index=2, stage="generate")
+    candidate(later, "e", Candidate.Status.SCREENED)  # a later round's candidate is never "earlier"
+    other = create_campaign({**SETTINGS, "name": "other"}, user=staff)
+    candidate(CampaignRound.objects.create(campaign=other, index=0, stage="done"), "f", Candidate.Status.SCREENED)
+
+    assert waiting_candidates(campaign, second) == [waiting]
+
+
+def test_a_round_verifies_an_earlier_candidate_it_chooses_and_records_where_it_came_from(staff, monkeypatch):
+    from pymatgen.core import Lattice, Structure
+
+    from discovery.campaign_config import validate
+    from discovery.models import Candidate
+    from discovery.services import campaign_stages, screening
+
+    def fake_screen(candidates, _model):  # the ensemble's verdict, fixed: lower fingerprint letter = more stable
+        for c in candidates:
+            c.predicted_mean = c.predicted_e_above_hull = {"a": -0.2, "b": 0.05, "n": 0.0}[c.fingerprint]
+            c.predicted_std, c.status = 0.0, Candidate.Status.SCREENED
+        Candidate.objects.bulk_update(candidates, ["predicted_mean", "predicted_e_above_hull", "predicted_std", "status"])
+        return screening.ScreeningSummary(screened=len(candidates))
+
+    monkeypatch.setattr(screening, "screen_candidates", fake_screen)
+    monkeypatch.setattr(campaign_stages, "current_model", lambda _campaign: None)
+    monkeypatch.setattr(campaign_stages, "train_campaign_model", lambda *_args, **_kw: None)
+    config = validate({**SETTINGS, "dft_per_round": 2, "max_predicted_e_above_hull": 0.1, "cap_per_chemsys": 5})
+    campaign = create_campaign(SETTINGS, user=staff)
+    first = CampaignRound.objects.create(campaign=campaign, index=0, stage="done")
+    second = CampaignRound.objects.create(campaign=campaign, index=1, stage="screen")
+    structure = Structure(Lattice.cubic(4.2), ["Li", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()
+    for rnd, fingerprint, status in ((first, "a", "screened"), (first, "b", "screened"), (second, "n", "generated")):
+        Candidate.objects.create(round=rnd, structure=structure, formula_reduced="LiO", chemsys="Li-O",
+                                 pipeline="structural", fingerprint=fingerprint, status=status)
+
+    campaign_stages.screen(campaign, second, config)
+
+    second.refresh_from_db()
+    chosen = Candidate.objects.filter(status=Candidate.Status.SELECTED)
+    assert sorted(chosen.values_list("fingerprint", flat=True)) == ["a", "n"]  # b: above the 0.1 eV/atom threshold
+    assert all(c.round_id == second.pk for c in chosen)  # verified, and counted, in the round that chose it
+    assert chosen.get(fingerprint="a").recipe["carried_over_from_round"] == 0
+    assert Candidate.objects.get(fingerprint="b").round_id == first.pk
+    assert second.stage == "verify" and second.n_screened == 3 and second.n_selected == 2
+    assert second.acquisition["waiting_from_earlier_rounds"] == 2 and second.acquisition["carried_over"] == 1
