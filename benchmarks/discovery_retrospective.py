@@ -188,6 +188,8 @@ def perov5(options) -> dict:
             n_val = max(1, len(order) // 10)
             train_graphs = [graphs[i] for i in order]
             split = Split(train=list(range(n_val, len(order))), val=list(range(n_val)), test=[])
+            if not options.holdout:  # every labelled crystal trains; the "validation" subset only tracks the fit
+                split = Split(train=list(range(len(order))), val=list(range(n_val)), test=[])
             result = train_ensemble(
                 train_graphs,
                 heat_ref[order],
@@ -358,6 +360,8 @@ def main() -> None:
     parser.add_argument("--kappa-bartel", type=float, default=2.0, help="Bartel: κ of round 0")
     parser.add_argument("--kappa-final-bartel", type=float, default=0.0, help="Bartel: κ of the last round")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--holdout", action=argparse.BooleanOptionalAction, default=True,
+                        help="perov_5: hold 10%% of the labelled crystals out for early stopping (else train on all)")
     parser.add_argument("--living-hull", action=argparse.BooleanOptionalAction, default=True,
                         help="Bartel: fold verified pool members into the known hull each round (as a campaign does)")
     parser.add_argument("--bartel-limit", type=int, default=None)
