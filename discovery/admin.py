@@ -31,6 +31,10 @@ class CampaignForm(forms.ModelForm):
         required=False, help_text="κ of the last round (linear from κ); empty: κ stays the same every round"
     )
     max_predicted_e_above_hull = forms.FloatField(initial=0.1, help_text="eV/atom")
+    retraining = forms.ChoiceField(
+        choices=[("fine-tune", "fine-tune the previous round's ensemble"), ("scratch", "train a new ensemble")],
+        initial="fine-tune", required=False, help_text="how the screening ensemble learns each round's DFT results",
+    )
     cap_per_chemsys = forms.IntegerField(initial=2)
     max_concurrent_dft = forms.IntegerField(
         initial=0, required=False, help_text="DFT jobs of this campaign at once; 0 or empty: no limit"
@@ -58,10 +62,10 @@ class CampaignForm(forms.ModelForm):
             key: data.get(key)
             for key in (
                 "name", "max_elements", "rounds", "candidates_per_round", "dft_per_round", "wall_clock_hours",
-                "ensemble_size", "kappa", "kappa_final", "max_predicted_e_above_hull", "cap_per_chemsys", "max_concurrent_dft",
-                "dft_backend", "dft_preset",
+                "ensemble_size", "kappa", "kappa_final", "max_predicted_e_above_hull", "retraining", "cap_per_chemsys",
+                "max_concurrent_dft", "dft_backend", "dft_preset",
             )
-            if data.get(key) is not None
+            if data.get(key) not in (None, "")  # an optional field left empty: the setting's default
         }
         raw["elements"] = data.get("elements_text", "")
         raw["pipelines"] = list(data.get("pipelines_choice") or [])

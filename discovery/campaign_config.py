@@ -16,6 +16,7 @@ from pymatgen.core import Element
 PIPELINES = ("structural", "compositional")
 DFT_BACKENDS = ("gpaw", "vasp", "ml")
 DFT_PRESETS = ("fast", "standard", "bootstrap")
+RETRAINING = ("fine-tune", "scratch")
 
 # (low, high) inclusive bounds of every numeric budget; out-of-range values get a message quoting them.
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -62,6 +63,9 @@ class CampaignConfig:
     # exploit once it has learnt from the campaign's own DFT. None: κ stays ``kappa`` throughout.
     kappa_final: float | None = None
     max_predicted_e_above_hull: float = 0.1
+    # After each round: "fine-tune" the previous round's members on all verified energies so far (falls back to
+    # scratch when they cannot be fine-tuned, e.g. after a change of target), or train new ones from "scratch".
+    retraining: str = "fine-tune"
     cap_per_chemsys: int = 2
     max_atoms: int = 8
     max_concurrent_dft: int = 0  # DFT jobs of this campaign queued or running at once; 0: no limit
@@ -145,6 +149,8 @@ def validate(raw: dict[str, Any], backends: Iterable[str] = DFT_BACKENDS) -> Cam
         errors["dft_backend"] = f"'{values['dft_backend']}' is not one of {', '.join(backends)}"
     if values.get("dft_preset", "fast") not in DFT_PRESETS:
         errors["dft_preset"] = f"'{values['dft_preset']}' is not one of {', '.join(DFT_PRESETS)}"
+    if values.get("retraining", "fine-tune") not in RETRAINING:
+        errors["retraining"] = f"'{values['retraining']}' is not one of {', '.join(RETRAINING)}"
     if "seed" in values:
         try:
             values["seed"] = int(values["seed"])

@@ -117,10 +117,17 @@ def train_ensemble(
     config: TrainingConfig | None = None,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int, object], None] | None = None,
+    start_from: Sequence[PropertyModel] | None = None,
 ) -> EnsembleTrainingResult:
-    """Train ``size`` members on one split (seeds ``config.seed + k``) and score the ensemble mean."""
+    """Train ``size`` members on one split (seeds ``config.seed + k``) and score the ensemble mean.
+
+    ``start_from``: an earlier ensemble's members to fine-tune, one per member (see ``train_model``); each keeps its
+    own weights, so the members stay as different as their independent initialisations made them.
+    """
     if size < 1:
         raise ValueError(f"ensemble size must be ≥ 1, got {size}")
+    if start_from is not None and len(start_from) != size:
+        raise ValueError(f"warm start needs one model per member: {len(start_from)} given for {size} members")
     config = config or TrainingConfig()
     y = np.asarray(targets, dtype=np.float64)
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
@@ -131,7 +138,7 @@ def train_ensemble(
             train_model(
                 pick(split.train), y[split.train], pick(split.val), y[split.val],
                 model_config=model_config, config=replace(config, seed=config.seed + k), device=device,
-                on_epoch=callback,
+                on_epoch=callback, start_from=start_from[k] if start_from is not None else None,
             )
         )
     ensemble = Ensemble([r.model for r in results], device=device)

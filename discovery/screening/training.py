@@ -151,10 +151,18 @@ def train_model(
     config: TrainingConfig | None = None,
     device: torch.device | str = "cpu",
     on_epoch: ProgressCallback | None = None,
+    start_from: PropertyModel | None = None,
 ) -> TrainingResult:
-    """Train one model from scratch (L1 loss on normalised targets, Adam, cosine decay); keep the best-validation weights."""
-    model_config = model_config or ModelConfig()
+    """Train one model (L1 loss on normalised targets, Adam, cosine decay); keep the best-validation weights.
+
+    ``start_from``: fine-tune a copy of an earlier model instead of starting from random weights. An active-learning
+    round adds a few dozen crystals to a few hundred; retrained from scratch, each round's model is a fresh draw whose
+    quality jumps about with its initialisation and early-stopping point, while a warm start keeps what the previous
+    rounds learnt and moves it towards the new data. The copy keeps its target normalisation (its network's outputs are
+    in those units) and its architecture; ``model_config`` is then ignored. The original is not modified.
+    """
     config = config or TrainingConfig()
+    model_config = start_from.config if start_from is not None else (model_config or ModelConfig())
     y_train = np.asarray(train_targets, dtype=np.float64)
     if len(train_graphs) != len(y_train) or len(val_graphs) != len(val_targets):
         raise TrainingDataError("graphs and targets differ in length")
@@ -165,7 +173,10 @@ def train_model(
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = PropertyModel(model_config, target_mean=float(y_train.mean()), target_std=float(y_train.std() or 1.0))
+    if start_from is not None:
+        model = copy.deepcopy(start_from)
+    else:
+        model = PropertyModel(model_config, target_mean=float(y_train.mean()), target_std=float(y_train.std() or 1.0))
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * math.ceil(len(y_train) / config.batch_size))

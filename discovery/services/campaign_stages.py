@@ -124,6 +124,7 @@ def train_campaign_model(campaign: Campaign, config: CampaignConfig, for_round: 
         name=f"{campaign.name}-round{for_round}",
         min_optimizer_steps=MIN_OPTIMIZER_STEPS,
         prior=default_composition_model(),  # None without the Bartel data: the networks then learn Ef directly
+        fine_tune=current_model(campaign) if config.retraining == "fine-tune" else None,
     )
     version.campaign = campaign
     version.save(update_fields=["campaign"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 TARGET_FORMATION_ENERGY = "formation_energy_per_atom"
 TARGET_STABILITY_VALUE = "stability_value"
+# A fine-tuned ensemble continues from trained weights: half the learning rate keeps the first steps on the new data
+# from undoing what the earlier rounds learnt.
+FINE_TUNE_LR_FACTOR = 0.5
 
 
 class WeightsIntegrityError(RuntimeError):
@@ -154,6 +157,7 @@ def train_ensemble(
     min_optimizer_steps: int | None = None,
     prior: RidgeCompositionModel | None = None,
     extra_schemes: Sequence[Scheme] = (),
+    fine_tune: ModelVersion | None = None,
 ) -> ModelVersion:
     """Train K models on ``scheme`` (split by chemsys), save their weights and record a ``ModelVersion``.
 
@@ -165,6 +169,11 @@ def train_ensemble(
     a campaign's first model sees a few dozen crystals, far too few to learn chemistry from scratch, while the prior
     already knows that NaCl is bound and KNa is not. Saved with the version; predictions add it back. Formation-energy
     targets only.
+
+    ``fine_tune``: an earlier version whose members to continue training (at ``FINE_TUNE_LR_FACTOR`` of the learning
+    rate) instead of starting from random weights, as a campaign does round after round. When the earlier version
+    cannot be continued (another target, architecture, ensemble size or prior) the ensemble trains from scratch and
+    the version's hyper-parameters say why.
     """
     model_config = model_config or ModelConfig()
     training_config = training_config or TrainingConfig()
@@ -190,10 +199,22 @@ def train_ensemble(
         offsets = prior.predict([data.structures[i].composition.reduced_formula for i in kept])
         targets = [t - float(o) for t, o in zip(targets, offsets, strict=True)]
     split = split_by_chemsys([data.chemsys[i] for i in kept], split_fractions, seed=training_config.seed)
+    start_from, warm_start = None, None
+    if fine_tune is not None:
+        reason = fine_tune_obstacle(fine_tune, data.target, model_config, ensemble_size, prior is not None)
+        warm_start = {"from_version": fine_tune.pk, "from_name": fine_tune.name}
+        if reason:
+            warm_start["trained_from_scratch_because"] = reason
+            logger.info("not fine-tuning %s: %s", fine_tune, reason)
+        else:
+            start_from = load_ensemble(fine_tune).models
+            training_config = replace(training_config,
+                                      learning_rate=training_config.learning_rate * FINE_TUNE_LR_FACTOR)
     if min_optimizer_steps:
         training_config = fit_to_data_size(training_config, len(split.train), min_optimizer_steps)
     result = train_ensemble_members(
-        graphs, targets, split, ensemble_size, model_config, training_config, device=device, on_epoch=on_epoch
+        graphs, targets, split, ensemble_size, model_config, training_config, device=device, on_epoch=on_epoch,
+        start_from=start_from,
     )
     members = result.members
     metrics = {
@@ -235,6 +256,7 @@ def train_ensemble(
                 "split": "chemsys",
                 "max_samples": max_samples,
                 "extra_schemes": data.extra_schemes,
+                "fine_tuned": warm_start,
             },
             data_count=len(data),
             data_hash=data.sha256,
@@ -262,6 +284,26 @@ def train_ensemble(
         version, len(data), result.val_mae, result.test_mae, result.baseline_test_mae,
     )
     return version
+
+
+def fine_tune_obstacle(
+    version: ModelVersion, target: str, model_config: ModelConfig, ensemble_size: int, with_prior: bool
+) -> str | None:
+    """Why ``version``'s members cannot be continued as the requested ensemble, or None when they can.
+
+    A member's output is in its first training's target units (and, with a prior, a residual of it), so continuing
+    it on another target or with(out) a prior would start from nonsense; other shapes cannot load the weights.
+    """
+    if version.target != target:
+        return f"it predicts {version.target}, this ensemble learns {target}"
+    if version.ensemble_size != ensemble_size:
+        return f"it has {version.ensemble_size} members, this ensemble {ensemble_size}"
+    earlier = (version.hyperparameters or {}).get("model")
+    if earlier != model_config.as_dict():
+        return f"its network settings {earlier} differ from {model_config.as_dict()}"
+    if bool((version.hyperparameters or {}).get("prior")) != with_prior:
+        return "one of the two learns the residual of a composition prior and the other does not"
+    return None
 
 
 def weight_paths(version: ModelVersion) -> list[Path]:

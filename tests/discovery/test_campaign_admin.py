@@ -36,6 +36,12 @@ def test_admin_form_creates_a_validated_draft(admin_client):
     assert campaign.status == Campaign.Status.DRAFT
     assert campaign.elements == ["Cl", "Na"]
     assert campaign.config["dft_per_round"] == 2
+    assert campaign.config["retraining"] == "fine-tune"  # the default when the form leaves it out
+
+
+def test_admin_form_can_choose_retraining_from_scratch(admin_client):
+    admin_client.post(add_url(), {**VALID, "retraining": "scratch"})
+    assert Campaign.objects.get(name="admin-campaign").config["retraining"] == "scratch"
 
 
 @pytest.mark.parametrize(
@@ -46,6 +52,7 @@ def test_admin_form_creates_a_validated_draft(admin_client):
         ("rounds", 0, "out of range"),
         ("dft_per_round", 5000, "out of range"),
         ("max_elements", 4, "more than the 2 elements"),
+        ("retraining", "warm", "Select a valid choice"),
     ],
 )
 def test_admin_form_rejects_bad_input(admin_client, field, value, message):

@@ -36,6 +36,7 @@ def test_valid_config_is_normalised():
         ({"name": "x", "elements": ["Li", "O"], "pipelines": []}, "pipelines", "choose one or both"),
         ({"name": "x", "elements": ["Li", "O"], "kappa_final": -1}, "kappa_final", "out of range"),
         ({"name": "x", "elements": ["Li", "O"], "kappa_final": "less"}, "kappa_final", "not a number"),
+        ({"name": "x", "elements": ["Li", "O"], "retraining": "warm"}, "retraining", "not one of fine-tune, scratch"),
     ],
 )
 def test_bad_input_names_the_field(raw, field, fragment):

@@ -88,6 +88,9 @@ def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env, capsys):
     # retraining learned from the round's verified energies (the campaign's scheme) on top of the seed crystals
     assert models[0].hyperparameters["extra_schemes"] == ["TEST-seed-halides"]
     assert models[1].data_count > models[0].data_count and models[1].data_hash != models[0].data_hash
+    # retraining continued round 0's members (the default "fine-tune") rather than starting over
+    assert models[0].hyperparameters["fine_tuned"] is None
+    assert models[1].hyperparameters["fine_tuned"] == {"from_version": models[0].pk, "from_name": models[0].name}
 
     verified = Candidate.objects.filter(round__campaign=campaign, status=Candidate.Status.VERIFIED)
     assert verified.count() == sum(r.n_dft_done for r in rounds)

@@ -167,6 +167,27 @@ def test_train_ensemble_rejects_empty_ensemble(data: Data):
         train_ensemble([], [], data.split, size=0)
 
 
+def test_warm_start_fine_tunes_copies_of_the_earlier_members(trained: EnsembleTrainingResult, data: Data):
+    graphs = GraphFeaturizer(cutoff=TINY.cutoff).graphs(data.structures)
+    probe = data.structures[:8]
+    before = trained.ensemble.predict(probe).members
+    # One epoch at a vanishing learning rate: a warm-started member must predict what its starting model did, which
+    # a freshly initialised one (the same seed, from scratch) does not.
+    frozen = TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-12, patience=1, seed=0)
+    warm = train_ensemble(graphs, data.targets, data.split, size=3, config=frozen, start_from=trained.ensemble.models)
+    cold = train_ensemble(graphs, data.targets, data.split, size=3, model_config=TINY, config=frozen)
+    np.testing.assert_allclose(warm.ensemble.predict(probe).members, before, atol=1e-4)
+    assert not np.allclose(cold.ensemble.predict(probe).members, before, atol=1e-2)
+    # the starting models are copied, not trained in place
+    np.testing.assert_array_equal(trained.ensemble.predict(probe).members, before)
+    assert all(w is not t for w, t in zip(warm.ensemble.models, trained.ensemble.models, strict=True))
+
+
+def test_warm_start_needs_one_model_per_member(trained: EnsembleTrainingResult, data: Data):
+    with pytest.raises(ValueError, match="one model per member: 1 given for 3"):
+        train_ensemble([], [], data.split, size=3, start_from=trained.ensemble.models[:1])
+
+
 # --- checkpoints ------------------------------------------------------------------------------------------------
 
 

@@ -119,6 +119,44 @@ def test_train_ensemble_records_a_model_version(trained: ModelVersion, stability
     assert version.hyperparameters["model"]["units"] == 8 and version.hyperparameters["split"] == "chemsys"
 
 
+def test_fine_tuning_continues_the_earlier_members(trained: ModelVersion, stability_scheme: Scheme):
+    probe = [binary("Na", "Cl"), binary("K", "Br", "cscl")]
+    before = load_ensemble(trained).predict(probe).members
+    # at a vanishing learning rate a fine-tuned member predicts what the member it continues did
+    frozen = TrainingConfig(epochs=1, batch_size=32, learning_rate=1e-12, patience=1)
+    tuned = train_ensemble(stability_scheme, ensemble_size=2, model_config=TINY, training_config=frozen,
+                           fine_tune=trained)
+    np.testing.assert_allclose(load_ensemble(tuned).predict(probe).members, before, atol=1e-4)
+    assert tuned.hyperparameters["fine_tuned"] == {"from_version": trained.pk, "from_name": trained.name}
+    assert tuned.hyperparameters["training"]["learning_rate"] == pytest.approx(0.5e-12)
+    assert tuned.weights != trained.weights  # its own files; the earlier version stays as it was
+    np.testing.assert_array_equal(load_ensemble(trained).predict(probe).members, before)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"ensemble_size": 3}, "it has 2 members, this ensemble 3"),
+        ({"model_config": ModelConfig(units=16, nblocks=1)}, "network settings"),
+    ],
+)
+def test_an_ensemble_that_cannot_be_continued_trains_from_scratch(
+    trained: ModelVersion, stability_scheme: Scheme, changes, reason
+):
+    settings = {"ensemble_size": 2, "model_config": TINY, **changes}
+    version = train_ensemble(stability_scheme, training_config=QUICK, fine_tune=trained, **settings)
+    assert reason in version.hyperparameters["fine_tuned"]["trained_from_scratch_because"]
+    assert version.hyperparameters["training"]["learning_rate"] == QUICK.learning_rate
+    assert len(version.weights) == settings["ensemble_size"]
+
+
+def test_another_target_is_never_fine_tuned(trained: ModelVersion):
+    formation = load_scheme("test:synthetic-ef", Scheme.Kind.FORMATION_ENERGY)
+    version = train_ensemble(formation, ensemble_size=2, model_config=TINY, training_config=QUICK, fine_tune=trained)
+    because = version.hyperparameters["fine_tuned"]["trained_from_scratch_because"]
+    assert because == f"it predicts {TARGET_STABILITY_VALUE}, this ensemble learns {TARGET_FORMATION_ENERGY}"
+
+
 def test_data_hash_follows_the_values(stability_scheme: Scheme):
     before = training_set(stability_scheme).sha256
     assert training_set(stability_scheme).sha256 == before  # a snapshot hashes the same twice
