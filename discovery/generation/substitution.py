@@ -99,6 +99,10 @@ class ParentInfo:
     oxidation: dict[str, int] | None
     formula: str = ""
     elements: frozenset[str] = field(default_factory=frozenset)
+    # (lattice, frac) of the primitive cell when the sites above are an expanded supercell of it: the supercell's
+    # first sites are the primitive's, in order. Full and pair substitutions keep the primitive translations, so
+    # their children are built on it (a doubled MgCl2 would cost twice the DFT and could exceed a size cap).
+    primitive: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def crystal_system(self) -> str:
@@ -153,9 +157,11 @@ def analyse_parent(
     except Exception as exc:  # noqa: BLE001 - spglib raises on degenerate cells; skip the parent
         logger.debug("spglib failed for parent %s: %s", parent_id, exc)
         return None
+    primitive = None
     if supercell is None and len(numbers) < min_sites:
         supercell = next((sc for sc in ((2, 1, 1), (2, 2, 1)) if len(numbers) * np.prod(sc) >= min_sites), (2, 2, 2))
     if supercell is not None and tuple(supercell) != (1, 1, 1):
+        primitive = (lattice.copy(), frac.copy())
         scale = np.array(supercell, dtype=int)
         offsets = np.array(list(itertools.product(*(range(n) for n in scale))), dtype=float)
         frac = ((frac[None, :, :] + offsets[:, None, :]) / scale).reshape(-1, 3)
@@ -188,6 +194,7 @@ def analyse_parent(
         oxidation=oxidation,
         formula=structure.composition.reduced_formula,
         elements=frozenset(species),
+        primitive=primitive,
     )
 
 
@@ -326,13 +333,18 @@ class SubstitutionGenerator:
 
     # -- children ----------------------------------------------------------------------------------------------------
     def realise(self, info: ParentInfo, proposal: _Proposal) -> GeneratedCandidate:
-        species = list(info.species)
+        lattice, frac, species = info.lattice, info.frac, list(info.species)
+        ops = proposal.ops
+        if proposal.kind in ("full", "pair") and info.primitive is not None:
+            lattice, frac = info.primitive
+            species = species[: len(frac)]
+            ops = [([i for i in sites if i < len(frac)], *rest) for sites, *rest in ops]
         charges = [info.oxidation[s] if info.oxidation else None for s in species]
         before: dict[tuple[str, int | None], int] = {}
         for s, q in zip(species, charges, strict=True):
             before[(s, q)] = before.get((s, q), 0) + 1
         subs_recipe = []
-        for (sites, el_from, q_from, el_to, q_to), wyck in itertools.zip_longest(proposal.ops, proposal.wyckoff):
+        for (sites, el_from, q_from, el_to, q_to), wyck in itertools.zip_longest(ops, proposal.wyckoff):
             for i in sites:
                 species[i] = el_to
                 charges[i] = q_to
@@ -348,7 +360,7 @@ class SubstitutionGenerator:
         for s, q in zip(species, charges, strict=True):
             after[(s, q)] = after.get((s, q), 0) + 1
         vscale = float(self.volume_model.scale(before, after))
-        lattice = info.lattice * vscale ** (1.0 / 3.0)
+        lattice = lattice * vscale ** (1.0 / 3.0)
         recipe = {
             "parent": info.id,
             "parent_formula": info.formula,
@@ -359,7 +371,7 @@ class SubstitutionGenerator:
             "volume_scale": round(vscale, 5),
             "charge_balanced": info.oxidation is not None,
         }
-        return GeneratedCandidate(lattice, info.frac, species, "structural", recipe, info.id, float(proposal.score))
+        return GeneratedCandidate(lattice, frac, species, "structural", recipe, info.id, float(proposal.score))
 
     def children(self, structure: Structure, parent_id: Any = None) -> list[GeneratedCandidate]:
         cfg = self.config

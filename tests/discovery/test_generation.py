@@ -146,6 +146,29 @@ def test_partial_substitution_in_supercell_orders_cations(perovskite_srtio3):
     assert StructureMatcher().fit(single_s[0].structure, single_s[1].structure) is False
 
 
+def test_whole_element_substitutions_of_an_expanded_parent_stay_primitive():
+    """A 3-atom fluorite parent is doubled so that partial substitutions can order ions; F → Cl everywhere needs no
+    doubled cell: MgCl2 comes out with 3 sites (a 6-atom copy costs twice the DFT and failed a 4-atom cap)."""
+    fluorite = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.62), ["Mg", "F"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    fluorite = fluorite.get_primitive_structure()
+    assert len(fluorite) == 3
+    cfg = SubstitutionConfig(min_sites=4, max_children_per_parent=None, charge_balance=True)
+    children = SubstitutionGenerator(cfg).children(fluorite)
+    by_kind = collections.defaultdict(list)
+    for c in children:
+        by_kind[c.recipe["kind"]].append(c)
+    assert by_kind["full"] and by_kind["partial"]
+    assert {len(c.structure) for c in by_kind["full"] + by_kind["pair"]} == {3}
+    assert {len(c.structure) for c in by_kind["partial"]} == {6}  # orderings need the doubled cell
+    mgcl2 = next(c for c in by_kind["full"] if c.formula == "MgCl2")
+    (substitution,) = mgcl2.recipe["substitutions"]
+    assert (substitution["from"], substitution["to"]) == ("F-", "Cl-")
+    assert sorted(mgcl2.structure[i].specie.symbol for i in substitution["sites"]) == ["Cl", "Cl"]  # indices of this cell
+    assert _sg(mgcl2.structure).get_space_group_number() == 225  # still fluorite
+    # the volume rescaling is that of the primitive cell: per atom, as for the doubled one
+    assert mgcl2.structure.volume / 3 == pytest.approx(fluorite.volume / 3 * mgcl2.recipe["volume_scale"], rel=1e-6)
+
+
 def test_distinct_subsets_up_to_symmetry(perovskite_srtio3):
     info = analyse_parent(perovskite_srtio3)
     (o_orbit,) = [o for o in info.orbits if info.species[o[0]] == "O"]
