@@ -26,7 +26,7 @@ from discovery.screening.device import configure_threads, select_device
 from discovery.screening.ensemble import Ensemble
 from discovery.screening.ensemble import train_ensemble as train_ensemble_members
 from discovery.screening.graphs import GraphFeaturizer, UnsupportedStructureError
-from discovery.screening.model import ModelConfig
+from discovery.screening.model import CheckpointError, ModelConfig
 from discovery.screening.stability import HullReferences
 from discovery.screening.training import (
     EpochRecord,
@@ -203,11 +203,15 @@ def train_ensemble(
     if fine_tune is not None:
         reason = fine_tune_obstacle(fine_tune, data.target, model_config, ensemble_size, prior is not None)
         warm_start = {"from_version": fine_tune.pk, "from_name": fine_tune.name}
+        if not reason:
+            try:  # weights gone or altered (e.g. a model directory not shared with this host): scratch still works
+                start_from = load_ensemble(fine_tune).models
+            except (WeightsIntegrityError, CheckpointError) as exc:
+                reason = f"its weights cannot be used: {exc}"
         if reason:
             warm_start["trained_from_scratch_because"] = reason
-            logger.info("not fine-tuning %s: %s", fine_tune, reason)
+            logger.warning("not fine-tuning %s: %s", fine_tune, reason)
         else:
-            start_from = load_ensemble(fine_tune).models
             training_config = replace(training_config,
                                       learning_rate=training_config.learning_rate * FINE_TUNE_LR_FACTOR)
     if min_optimizer_steps:

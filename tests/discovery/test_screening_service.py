@@ -150,6 +150,14 @@ def test_an_ensemble_that_cannot_be_continued_trains_from_scratch(
     assert len(version.weights) == settings["ensemble_size"]
 
 
+def test_missing_weights_of_the_earlier_version_mean_training_from_scratch(trained: ModelVersion, model_dir: Path):
+    weight_paths(trained)[0].unlink()
+    version = train_ensemble(trained.scheme, ensemble_size=2, model_config=TINY, training_config=QUICK, fine_tune=trained)
+    because = version.hyperparameters["fine_tuned"]["trained_from_scratch_because"]
+    assert because.startswith("its weights cannot be used") and "missing" in because
+    assert len(weight_paths(version)) == 2  # a complete new version all the same
+
+
 def test_another_target_is_never_fine_tuned(trained: ModelVersion):
     formation = load_scheme("test:synthetic-ef", Scheme.Kind.FORMATION_ENERGY)
     version = train_ensemble(formation, ensemble_size=2, model_config=TINY, training_config=QUICK, fine_tune=trained)
