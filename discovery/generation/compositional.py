@@ -37,13 +37,12 @@ import numpy as np
 import smact
 from pymatgen.core import Composition
 
+from discovery.magpie import magpie_table
+
 from .base import GeneratedCandidate
 from .chemistry import allowed_states, electronegativity_ordered
 
 logger = logging.getLogger(__name__)
-
-_MAGPIE = Path(smact.__file__).resolve().parent / "data" / "magpie.csv"
-
 
 # --- 1. enumeration -----------------------------------------------------------------------------------------------
 
@@ -108,19 +107,6 @@ def enumerate_compositions(
 # --- 2. composition-only model ------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _magpie_table() -> tuple[list[str], np.ndarray, list[str]]:
-    with _MAGPIE.open(encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
-    key = next(k for k in rows[0] if k.lower() == "element")
-    props = [k for k in rows[0] if k != key]
-    elements = [r[key] for r in rows]
-    table = np.array([[float(r[p]) if r[p] not in ("", "nan") else np.nan for p in props] for r in rows])
-    col_mean = np.nanmean(table, axis=0)
-    table = np.where(np.isnan(table), col_mean[None, :], table)
-    return elements, table, props
-
-
 @functools.lru_cache(maxsize=300_000)
 def _fractions(formula: str) -> tuple[tuple[str, float], ...]:
     comp = Composition(formula)
@@ -131,7 +117,8 @@ class CompositionFeaturizer:
     """Fraction-weighted mean and standard deviation of the Magpie elemental properties, plus element fractions."""
 
     def __init__(self):
-        self.elements, self.table, self.props = _magpie_table()
+        table = magpie_table()
+        self.elements, self.table, self.props = list(table.elements), table.filled(), list(table.properties)
         self.index = {el: i for i, el in enumerate(self.elements)}
 
     def fractions_matrix(self, formulas: Sequence[str]) -> np.ndarray:

@@ -8,15 +8,14 @@ Two models, both used as a *ratio* on the parent's (DFT-relaxed) volume so that 
 
 from __future__ import annotations
 
-import csv
 import functools
 import warnings
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import smact
+
+from discovery.magpie import magpie_table
 
 DEFAULT_RADIUS = 1.4  # Å, used when neither ionic nor atomic radius is known
 
@@ -56,16 +55,7 @@ class IonicRadiusVolume:
 
 @functools.cache
 def magpie_volume_per_atom() -> dict[str, float]:
-    path = Path(smact.__file__).resolve().parent / "data" / "magpie.csv"
-    out = {}
-    with path.open(encoding="utf-8-sig") as fh:
-        for row in csv.DictReader(fh):
-            row = {k.lower(): v for k, v in row.items()}
-            try:
-                out[row["element"]] = float(row["gsvolume_pa"])
-            except (TypeError, ValueError):
-                continue
-    return out
+    return magpie_table().column("GSvolume_pa")
 
 
 class AtomicVolumeModel:

@@ -19,9 +19,11 @@ from matgl.models import M3GNet, TensorNet
 from pymatgen.core import Structure
 from torch import nn
 
+from discovery.magpie import element_embedding
 from discovery.screening.graphs import ELEMENT_TYPES, GraphBatch, GraphFeaturizer, collate
 
 Architecture = Literal["M3GNet", "TensorNet"]
+ElementEmbedding = Literal["magpie", "random"]
 CHECKPOINT_FORMAT = 1
 
 
@@ -41,6 +43,9 @@ class ModelConfig:
     max_n: int = 3
     max_l: int = 3
     readout: Literal["weighted_atom", "reduce_atom"] = "weighted_atom"
+    # Initial element embeddings: "magpie" starts them from the elements' Magpie properties (see
+    # ``discovery.magpie.element_embedding``), "random" from matgl's random initialisation.
+    element_embedding: ElementEmbedding = "magpie"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -48,7 +53,8 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise CheckpointError(f"unknown model settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        # Checkpoints written before the setting existed started from random embeddings.
+        return cls(**{"element_embedding": "random", **data})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +65,31 @@ class ModelConfig:
 
 
 def build_network(config: ModelConfig) -> nn.Module:
-    """An untrained matgl network for one intensive scalar target."""
+    """An untrained matgl network for one intensive scalar target, its element embeddings set as configured."""
+    if config.element_embedding not in ("magpie", "random"):
+        raise ValueError(f"unknown element embedding {config.element_embedding!r}: use 'magpie' or 'random'")
+    network = _matgl_network(config)
+    if config.element_embedding == "magpie":
+        # The leading columns start from the elements' Magpie properties, shared by every member of an ensemble; the
+        # columns beyond the table's rank keep each member's own random draw, so members still disagree most about
+        # elements they never trained on.
+        weight = element_embedding_layer(network).weight
+        magpie = torch.as_tensor(element_embedding(ELEMENT_TYPES, weight.shape[1]), dtype=weight.dtype)
+        with torch.no_grad():
+            weight[:, : magpie.shape[1]] = magpie
+    return network
+
+
+def element_embedding_layer(network: nn.Module) -> nn.Embedding:
+    """The per-element embedding table of a matgl M3GNet or TensorNet."""
+    if isinstance(network, M3GNet):
+        return network.embedding.layer_node_embedding
+    if isinstance(network, TensorNet):
+        return network.tensor_embedding.emb
+    raise TypeError(f"no known element embedding in {type(network).__name__}")
+
+
+def _matgl_network(config: ModelConfig) -> nn.Module:
     if config.architecture == "M3GNet":
         return M3GNet(
             element_types=ELEMENT_TYPES,

@@ -302,9 +302,11 @@ def fine_tune_obstacle(
         return f"it predicts {version.target}, this ensemble learns {target}"
     if version.ensemble_size != ensemble_size:
         return f"it has {version.ensemble_size} members, this ensemble {ensemble_size}"
-    earlier = (version.hyperparameters or {}).get("model")
-    if earlier != model_config.as_dict():
-        return f"its network settings {earlier} differ from {model_config.as_dict()}"
+    # How the element embeddings were initialised does not matter to a model that continues trained weights.
+    earlier = {k: v for k, v in ((version.hyperparameters or {}).get("model") or {}).items() if k != "element_embedding"}
+    wanted = {k: v for k, v in model_config.as_dict().items() if k != "element_embedding"}
+    if earlier != wanted:
+        return f"its network settings {earlier} differ from {wanted}"
     if bool((version.hyperparameters or {}).get("prior")) != with_prior:
         return "one of the two learns the residual of a composition prior and the other does not"
     return None

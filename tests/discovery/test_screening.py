@@ -1,28 +1,31 @@
 """The screening science, without Django: split, ensemble training and inference, acquisition, hulls, checkpoints.
 
-One tiny ensemble (K=3, 16 features, one block) is trained once for the module on the synthetic rock-salt/CsCl
+One tiny ensemble (K=3, 32 features, one block) is trained once for the module on the synthetic rock-salt/CsCl
 binaries of ``screening_data``; every model test reuses it, so the module stays in the minutes on two cores.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
+from discovery.magpie import element_embedding
 from discovery.screening.acquisition import AcquisitionRule, Scored, select
 from discovery.screening.ensemble import Ensemble, EnsembleTrainingResult, IncompatibleEnsembleError, train_ensemble
-from discovery.screening.graphs import GraphFeaturizer, UnsupportedStructureError
-from discovery.screening.model import CheckpointError, ModelConfig, PropertyModel
+from discovery.screening.graphs import ELEMENT_TYPES, GraphFeaturizer, UnsupportedStructureError
+from discovery.screening.model import CheckpointError, ModelConfig, PropertyModel, element_embedding_layer
 from discovery.screening.stability import HullReferences
 from discovery.screening.training import Split, TrainingConfig, TrainingDataError, split_by_chemsys
 from tests.discovery.screening_data import out_of_distribution, synthetic_dataset
 
-TINY = ModelConfig(units=16, nblocks=1)
+# 32 features: 22 embedding columns start from the Magpie table (shared by the members), 10 stay random per member;
+# with 16 (all Magpie) the members no longer disagree more about unseen elements than about seen ones.
+TINY = ModelConfig(units=32, nblocks=1)
 # ~100+ optimiser steps: what a tiny model needs to beat the training mean on this data.
 TINY_TRAINING = TrainingConfig(epochs=20, batch_size=8, learning_rate=2e-3, patience=20, seed=0)
 
@@ -104,6 +107,13 @@ def test_trained_ensemble_beats_mean_predictor_on_unseen_chemical_systems(traine
     assert trained.test_mae < trained.baseline_test_mae
     assert math.isfinite(trained.val_mae)
     assert len(trained.members) == 3 and all(m.history for m in trained.members)
+
+
+def test_magpie_embeddings_transfer_to_unseen_chemical_systems(trained: EnsembleTrainingResult, data: Data):
+    graphs = GraphFeaturizer(cutoff=TINY.cutoff).graphs(data.structures)
+    random = train_ensemble(graphs, data.targets, data.split, size=3,
+                            model_config=replace(TINY, element_embedding="random"), config=TINY_TRAINING)
+    assert trained.test_mae < random.test_mae  # measured: 0.036 against 0.072 eV/atom
 
 
 def test_members_differ_because_seeds_differ(trained: EnsembleTrainingResult, data: Data):
@@ -189,6 +199,49 @@ def test_warm_start_needs_one_model_per_member(trained: EnsembleTrainingResult, 
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------------
+
+
+def test_magpie_embeddings_start_chemically_similar_elements_close():
+    symbols = ["Na", "K", "Rb", "F", "Cl", "Br", "Fe", "Co"]
+    rows = dict(zip(symbols, element_embedding(symbols, 16), strict=True))  # 16 < rank: Magpie only
+    distance = lambda a, b: np.linalg.norm(rows[a] - rows[b])  # noqa: E731
+    assert distance("Na", "K") < distance("Na", "F")
+    assert distance("Cl", "Br") < distance("Cl", "Rb")
+    assert distance("Fe", "Co") < distance("Fe", "F")
+    # a row is the element's own, whatever else is asked for
+    np.testing.assert_array_equal(element_embedding(["K"], 16)[0], rows["K"])
+
+
+@pytest.mark.parametrize("architecture", ["M3GNet", "TensorNet"])
+def test_a_new_network_starts_from_the_configured_element_embeddings(architecture):
+    magpie = PropertyModel(ModelConfig(units=8, nblocks=1, architecture=architecture))
+    expected = element_embedding(ELEMENT_TYPES, 8)
+    np.testing.assert_allclose(element_embedding_layer(magpie.network).weight.detach().numpy(), expected, atol=1e-6)
+    random = PropertyModel(ModelConfig(units=8, nblocks=1, architecture=architecture, element_embedding="random"))
+    assert not np.allclose(element_embedding_layer(random.network).weight.detach().numpy(), expected, atol=1e-2)
+
+
+def test_embedding_columns_beyond_the_magpie_table_stay_random_per_member():
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(element_embedding_layer(PropertyModel(ModelConfig(units=32, nblocks=1)).network).weight.detach())
+    rank = element_embedding(ELEMENT_TYPES, 32).shape[1]
+    assert rank == 22  # the table's properties
+    torch.testing.assert_close(members[0][:, :rank], members[1][:, :rank])
+    assert not torch.allclose(members[0][:, rank:], members[1][:, rank:])
+
+
+def test_unknown_element_embedding_is_refused():
+    with pytest.raises(ValueError, match="unknown element embedding 'onehot'"):
+        PropertyModel(ModelConfig(units=8, nblocks=1, element_embedding="onehot"))
+
+
+def test_checkpoint_from_before_the_embedding_setting_reads_as_random_initialisation(tmp_path):
+    checkpoint = PropertyModel(TINY).checkpoint()
+    del checkpoint["config"]["element_embedding"]
+    torch.save(checkpoint, tmp_path / "old.pt")
+    assert PropertyModel.load(tmp_path / "old.pt").config.element_embedding == "random"
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(trained: EnsembleTrainingResult, data: Data, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -148,6 +149,14 @@ def test_an_ensemble_that_cannot_be_continued_trains_from_scratch(
     assert reason in version.hyperparameters["fine_tuned"]["trained_from_scratch_because"]
     assert version.hyperparameters["training"]["learning_rate"] == QUICK.learning_rate
     assert len(version.weights) == settings["ensemble_size"]
+
+
+def test_how_embeddings_were_initialised_does_not_stop_fine_tuning(trained: ModelVersion, stability_scheme: Scheme):
+    # a version trained before the setting existed (or with the other initialisation) is still continued
+    other = "random" if TINY.element_embedding == "magpie" else "magpie"
+    tuned = train_ensemble(stability_scheme, ensemble_size=2, model_config=replace(TINY, element_embedding=other),
+                           training_config=QUICK, fine_tune=trained)
+    assert tuned.hyperparameters["fine_tuned"] == {"from_version": trained.pk, "from_name": trained.name}
 
 
 def test_missing_weights_of_the_earlier_version_mean_training_from_scratch(trained: ModelVersion, model_dir: Path):
