@@ -321,9 +321,11 @@ def test_train_model_runs_a_tiny_training(stability_scheme: Scheme, model_dir: P
     out = StringIO()
     call_command(
         "train_model", "--scheme", stability_scheme.name, "--ensemble", "2", "--epochs", "1", "--units", "8",
-        "--blocks", "1", "--batch-size", "32", "--max-samples", "20", "--name", "tiny", "--no-progress", stdout=out,
+        "--blocks", "1", "--batch-size", "32", "--max-samples", "20", "--name", "tiny", "--no-progress",
+        "--element-embedding", "random", stdout=out,
     )
     version = ModelVersion.objects.get(name="tiny")
+    assert version.hyperparameters["model"]["element_embedding"] == "random"
     text = out.getvalue()
     assert "20 crystals featurised; training 2 model(s)" in text
     assert f"model version {version.pk} (tiny): 20 crystals" in text

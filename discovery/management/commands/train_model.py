@@ -28,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--units", type=int, default=32, help="feature width")
         parser.add_argument("--blocks", type=int, default=2, help="message-passing blocks")
         parser.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff, Å")
+        parser.add_argument("--element-embedding", choices=["magpie", "random"], default="magpie",
+                            help="initial element embeddings: from the Magpie table, or matgl's random draw")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--name", default="", help="name of the model version")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,7 +44,8 @@ class Command(BaseCommand):
             if opts[key] < 1:
                 raise CommandError(f"--{key.replace('_', '-')} must be ≥ 1, got {opts[key]}")
         model_config = ModelConfig(
-            architecture=opts["architecture"], units=opts["units"], nblocks=opts["blocks"], cutoff=opts["cutoff"]
+            architecture=opts["architecture"], units=opts["units"], nblocks=opts["blocks"], cutoff=opts["cutoff"],
+            element_embedding=opts["element_embedding"],
         )
         training_config = TrainingConfig(
             epochs=opts["epochs"], batch_size=opts["batch_size"], learning_rate=opts["lr"],
