@@ -177,7 +177,8 @@ def load_toml(path: Path, backends: Iterable[str] = DFT_BACKENDS) -> CampaignCon
 # to find: F → Cl in MgF2 gives fluorite-type MgCl2, which GPAW puts on the hull (the mineral is CdCl2-type; this
 # is a rediscovery in a simpler arrangement), while the charge-unbalanced MgCl it also tries lands 0.5 eV/atom above.
 # Chlorides rather than fluorides: fluorine needs a 500 eV cutoff (350 eV otherwise) and twice the k-points.
-# Measured on a quiet 2-core machine (2026-12-06): 5 min 47 s in all. MgCl2 and MgCl took 5.1 min each, in parallel.
+# Measured on a quiet 2-core machine: 5 min 47 s in all (2026-12-06); 5 min 09 s (2026-12-07, Magpie embeddings),
+# MgCl2 and MgCl 4.6 min each, in parallel.
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "name": "demo",

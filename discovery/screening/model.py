@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle  # noqa: S403  only for the exception class torch.load raises
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from matgl.models import M3GNet, TensorNet
@@ -24,6 +24,7 @@ from discovery.screening.graphs import ELEMENT_TYPES, GraphBatch, GraphFeaturize
 
 Architecture = Literal["M3GNet", "TensorNet"]
 ElementEmbedding = Literal["magpie", "random"]
+ELEMENT_EMBEDDINGS: tuple[str, ...] = get_args(ElementEmbedding)
 CHECKPOINT_FORMAT = 1
 
 
@@ -66,8 +67,8 @@ class ModelConfig:
 
 def build_network(config: ModelConfig) -> nn.Module:
     """An untrained matgl network for one intensive scalar target, its element embeddings set as configured."""
-    if config.element_embedding not in ("magpie", "random"):
-        raise ValueError(f"unknown element embedding {config.element_embedding!r}: use 'magpie' or 'random'")
+    if config.element_embedding not in ELEMENT_EMBEDDINGS:
+        raise ValueError(f"unknown element embedding {config.element_embedding!r}: use one of {ELEMENT_EMBEDDINGS}")
     network = _matgl_network(config)
     if config.element_embedding == "magpie":
         # The leading columns start from the elements' Magpie properties, shared by every member of an ensemble; the

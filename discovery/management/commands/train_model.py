@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.models import Scheme
-from discovery.screening.model import ModelConfig
+from discovery.screening.model import ELEMENT_EMBEDDINGS, ModelConfig
 from discovery.screening.training import TrainingConfig, TrainingDataError
 from discovery.services.screening import train_ensemble
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--units", type=int, default=32, help="feature width")
         parser.add_argument("--blocks", type=int, default=2, help="message-passing blocks")
         parser.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff, Å")
-        parser.add_argument("--element-embedding", choices=["magpie", "random"], default="magpie",
+        parser.add_argument("--element-embedding", choices=ELEMENT_EMBEDDINGS, default="magpie",
                             help="initial element embeddings: from the Magpie table, or matgl's random draw")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--name", default="", help="name of the model version")
