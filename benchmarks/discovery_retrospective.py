@@ -25,11 +25,10 @@ Candidates (``--candidates``):
   good the model is.
 - ``fresh``: the hidden pool is cut at random into one disjoint slice per round, and round r chooses among slice r only,
   standing in for the candidates a real campaign generates each round (a campaign also re-scores earlier rounds'
-  unchosen candidates; leaving them out keeps every round's candidates at the pool's prevalence). Every round then meets candidates it has
-  never ranked, at the same expected prevalence, and the hit rate measures the model rather than what is left. The
-  model still trains on everything verified so far. A slice holds about 1/rounds of the pool's stable members, which
-  caps the hit rate (perov_5, 5 rounds, 50 picks: about 24 stable in a slice of ~1,500, so at most ~0.48). Results
-  are stored under the pool's name with ``_fresh`` appended.
+  unchosen candidates; leaving them out keeps every round at the pool's prevalence). The hit rate then measures the
+  model rather than what is left of the pool. The model still trains on everything verified so far. A slice holds
+  about 1/rounds of the pool's stable members, which caps the hit rate (perov_5, 5 rounds, 50 picks: about 24 stable
+  in a slice of ~1,500, so at most ~0.48). Results are stored under the pool's name with ``_fresh`` appended.
 
 Each pool runs ``--seeds`` independent campaigns (other initial sets and model seeds) and reports the per-round mean:
 one campaign's round-to-round change is mostly noise at 50 picks a round. The trend is reported as the mean over
@@ -452,11 +451,9 @@ def main() -> None:
     for pool, run in (("perov5", perov5), ("bartel", bartel)):
         if pool not in options.skip:
             pool_started = time.monotonic()
-            results[pool + suffix] = run(options)
-            results[pool + suffix]["settings"] = settings
-            results[pool + suffix]["date"] = date.today().isoformat()
-            results[pool + suffix]["machine"] = machine_description()
-            results[pool + suffix]["wall_seconds"] = round(time.monotonic() - pool_started, 1)
+            result = results[pool + suffix] = run(options)
+            result.update(settings=settings, date=date.today().isoformat(), machine=machine_description())
+            result["wall_seconds"] = round(time.monotonic() - pool_started, 1)
     previous = RESULTS_DIR / "discovery_retrospective.json"
     if previous.exists() and not options.quick:
         # A run of some pools or of one protocol keeps the others' last results; each carries its own settings.
