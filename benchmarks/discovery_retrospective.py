@@ -52,6 +52,7 @@ from dataclasses import replace
 from datetime import date
 from itertools import combinations
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -62,6 +63,7 @@ from benchmarks.common import RESULTS_DIR, data_dir, machine_description, read_p
 from discovery.screening.acquisition import AcquisitionRule, Scored, annealed_kappa, select  # noqa: E402
 
 STABLE_HEAT_REF = 0.2  # eV/atom, the perov_5 study's stability window
+Candidates = Literal["pool", "fresh"]  # see "Candidates" above
 
 
 def active_learning(
@@ -76,7 +78,7 @@ def active_learning(
     rng: np.random.Generator,
     chemsys: list[str] | None = None,
     max_per_chemsys: int | None = None,
-    candidates: str = "pool",
+    candidates: Candidates = "pool",
 ) -> dict:
     """Generic loop. ``fit_predict(train_idx, predict_idx) -> (mean, std)`` of the quantity whose low values mean stable.
 
@@ -84,6 +86,8 @@ def active_learning(
     system in one round). ``candidates``: ``"pool"`` (each round chooses among all still hidden) or ``"fresh"`` (each
     round among its own disjoint slice of the hidden pool; see the module's docstring).
     """
+    if candidates not in get_args(Candidates):
+        raise ValueError(f"unknown candidates protocol {candidates!r}: use one of {get_args(Candidates)}")
     prevalence = float(stable.mean())
     labelled = set(initial.tolist())
     random_labelled = set(initial.tolist())
@@ -111,8 +115,9 @@ def active_learning(
         for label, k in (("kappa_0", 0.0), ("kappa_start", kappa)):
             other = AcquisitionRule(kappa=k, threshold=math.inf, top_n=per_round, max_per_chemsys=max_per_chemsys)
             counterfactual[label] = float(stable[[pick.key for pick in select(scored, other)]].mean())
-        # Every hit leaves one stable material fewer to find: the prevalence among what is still hidden falls round by
-        # round, so this enrichment over the remaining pool separates "the model got better" from "the pool ran dry".
+        # On the whole pool every hit leaves one stable material fewer to find: the prevalence among what is still
+        # hidden falls round by round, so this enrichment over the remaining candidates separates "the model got
+        # better" from "the pool ran dry". With fresh candidates it is the prevalence of this round's slice.
         remaining_prevalence = float(stable[hidden].mean())
         labelled.update(picks.tolist())
         if slices is not None:  # random selection meets the same fresh candidates
@@ -403,6 +408,8 @@ def bartel(options) -> dict:
 
 
 def main() -> None:
+    from discovery.screening.model import ELEMENT_EMBEDDINGS  # here: importing it loads torch and matgl
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small pools for a smoke run")
     parser.add_argument("--rounds", type=int, default=5)
@@ -427,7 +434,7 @@ def main() -> None:
     parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
                         help="perov_5: fine-tune the previous round's members (a campaign's default retraining); "
                              "--no-warm-start trains new members every round")
-    parser.add_argument("--element-embedding", choices=["magpie", "random"], default="magpie",
+    parser.add_argument("--element-embedding", choices=ELEMENT_EMBEDDINGS, default="magpie",
                         help="perov_5: initial element embeddings of the networks")
     parser.add_argument("--warm-lr-factor", type=float, default=0.5,
                         help="perov_5: learning rate of a warm-started round relative to the first round's")
@@ -436,7 +443,7 @@ def main() -> None:
     parser.add_argument("--bartel-limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--seeds", type=int, default=5, help="independent campaigns per pool, averaged round by round")
-    parser.add_argument("--candidates", choices=["pool", "fresh"], default="pool",
+    parser.add_argument("--candidates", choices=get_args(Candidates), default="pool",
                         help="each round chooses among all still-hidden pool members (pool), or among its own disjoint "
                              "slice of them, like the candidates a campaign generates each round (fresh)")
     parser.add_argument("--skip", choices=["perov5", "bartel"], action="append", default=[])

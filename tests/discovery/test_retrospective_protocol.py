@@ -63,3 +63,11 @@ def test_no_member_is_verified_twice(candidates: str) -> None:
     """The training set is a set: it grows by a whole batch each round only if no pick was verified before."""
     _, seen_train, _, _ = run(candidates)
     assert [len(t) for t in seen_train] == [20 + PER_ROUND * r for r in range(ROUNDS)]
+
+
+def test_an_unknown_protocol_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'fresh-ish'"):
+        active_learning(
+            10, np.zeros(10, dtype=bool), np.arange(2), lambda *_: None, 1, 1, kappa=0.0, kappa_final=None,
+            rng=np.random.default_rng(0), candidates="fresh-ish",  # type: ignore[arg-type]
+        )
