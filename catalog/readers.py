@@ -21,7 +21,6 @@ import gzip
 import io
 import json
 import math
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -525,7 +524,3 @@ def _json_safe(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError):
         return str(value)
-
-
-def worker_count(requested: int | None) -> int:
-    return max(1, requested if requested else (os.cpu_count() or 1))

@@ -67,7 +67,9 @@ class ModelVersion(models.Model):
 class CampaignRound(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rounds")
     index = models.PositiveIntegerField()
-    stage = models.CharField(max_length=24, default="pending", help_text="generate, screen, verify, fold, retrain, done")
+    stage = models.CharField(
+        max_length=24, default="pending", help_text="generate, generating, screen, verify, verifying, fold, retrain, done"
+    )
     n_generated = models.PositiveIntegerField(default=0)
     n_deduplicated = models.PositiveIntegerField(default=0)
     n_screened = models.PositiveIntegerField(default=0)
@@ -81,6 +83,9 @@ class CampaignRound(models.Model):
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
     timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
     acquisition = models.JSONField(default=dict, blank=True, help_text="the acquisition rule this round's screen used")
+    generation = models.JSONField(
+        default=dict, blank=True, help_text="what generation did: parents, compositions, chunks, skipped parents, dedup"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -90,6 +95,45 @@ class CampaignRound(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} round {self.index}"
+
+
+class GenerationChunk(models.Model):
+    """One piece of a round's candidate generation, run as its own Celery task (queue ``default``).
+
+    A Celery prefork child may not start processes, so a round's generation spreads over the task queue instead: any
+    worker on any host takes a chunk (a slice of the parents, or a few compositions), writes its proposals here, and
+    the round's ``generating`` stage deduplicates the union once every chunk is done. State lives here, not in the
+    broker: a lost message or a killed worker leaves a chunk that the stage sends again.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    round = models.ForeignKey(CampaignRound, on_delete=models.CASCADE, related_name="generation_chunks")
+    index = models.PositiveIntegerField()
+    pipeline = models.CharField(max_length=16, help_text="structural or compositional")
+    work = models.JSONField(help_text="parent material ids, or planned compositions with their seed")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    proposals = models.JSONField(default=list, blank=True, help_text="GeneratedCandidate dicts, best first")
+    n_generated = models.PositiveIntegerField(default=0, help_text="proposals before keeping the best")
+    skipped = models.JSONField(default=list, blank=True, help_text="[parent id, reason] of parents that failed")
+    error = models.TextField(blank=True)
+    worker_host = models.CharField(max_length=120, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    wall_time_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round", "index"]
+        constraints = [models.UniqueConstraint(fields=["round", "index"], name="unique_generation_chunk")]
+
+    def __str__(self) -> str:
+        return f"round {self.round_id} generation chunk {self.index} ({self.pipeline}, {self.state})"
 
 
 class Candidate(models.Model):

@@ -197,8 +197,13 @@ GNOMON_TORCH_THREADS = int(os.environ.get("GNOMON_TORCH_THREADS", "0"))
 GNOMON_TORCH_DEVICE = os.environ.get("GNOMON_TORCH_DEVICE", "auto")
 GNOMON_SCREENING_BATCH_SIZE = int(os.environ.get("GNOMON_SCREENING_BATCH_SIZE", "256"))
 
-# Parallel processes for candidate generation (substitutions and deduplication).
+# Parallel processes for candidate generation run from a command or notebook (never inside a Celery task: see
+# catalog/parallel.py). Campaigns split a round's generation into chunk tasks instead: so many parents, or so many
+# compositions, per chunk; a chunk sent this long ago without a result is sent again (3 tries).
 GNOMON_GENERATION_WORKERS = int(os.environ.get("GNOMON_GENERATION_WORKERS", str(min(2, os.cpu_count() or 1))))
+GNOMON_GENERATION_CHUNK_PARENTS = int(os.environ.get("GNOMON_GENERATION_CHUNK_PARENTS", "100"))
+GNOMON_GENERATION_CHUNK_COMPOSITIONS = int(os.environ.get("GNOMON_GENERATION_CHUNK_COMPOSITIONS", "4"))
+GNOMON_GENERATION_CHUNK_TIMEOUT_S = int(os.environ.get("GNOMON_GENERATION_CHUNK_TIMEOUT_S", "900"))
 GNOMON_HULL_PATCH_THRESHOLD = int(os.environ.get("GNOMON_HULL_PATCH_THRESHOLD", "7"))
 
 # Logging: one line per event on stderr, JSON (production default) or text (development default), each line carrying

@@ -141,7 +141,10 @@ def main() -> None:
         manage("collectstatic", "--noinput", "-v", "0")
 
         celery = [PYTHON, "-m", "celery", "-A", "gnomon"]
-        children.start("worker", [*celery, "worker", "-Q", "default,screening,dft", "-c", "2", "-l", "INFO"])
+        # The production layout (docker/compose.yaml): orchestration, generation chunks and sweeps on one worker,
+        # DFT on another, so that recovering a lost DFT job never waits for a DFT slot.
+        children.start("worker", [*celery, "worker", "-Q", "default,screening", "-c", "2", "-n", "main@%h", "-l", "INFO"])
+        children.start("dft-worker", [*celery, "worker", "-Q", "dft", "-c", "2", "-n", "dft@%h", "-l", "INFO"])
         children.start("beat", [*celery, "beat", "-l", "INFO", "-s", str(var_dir / "celerybeat-schedule")])
         children.start(
             "web",

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from catalog import readers
 from catalog.models import MaterialOrigin, Scheme
+from catalog.parallel import pool_size
 from catalog.services.energies import EnergyInput, ensure_scheme, record_energies, update_hulls_if_available
 from catalog.services.materials import MatchIndex, OriginSpec, existing_source_ids, register_materials
 from gnomon.processes import setup_django
@@ -119,7 +120,7 @@ def _count_units(source: readers.SourceFile) -> int:
 def import_units(units: Iterable[dict], options: ImportOptions, *, total: int | None = None,
                  summary: ImportSummary | None = None) -> ImportSummary:
     summary = summary or ImportSummary()
-    workers = readers.worker_count(options.workers or settings.GNOMON_IMPORT_WORKERS)
+    workers = pool_size(options.workers or settings.GNOMON_IMPORT_WORKERS)
     batch_size = options.batch_size or settings.GNOMON_IMPORT_BATCH_SIZE
     symprec = options.symprec if options.symprec is not None else settings.GNOMON_SYMPREC
     writer = _BatchWriter(options, summary)

@@ -66,6 +66,16 @@ class GeneratedCandidate:
         obj._structure = structure
         return obj
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (lattice rows in Å, fractional coordinates): how a candidate travels between processes and hosts."""
+        return {"lattice": self.lattice.tolist(), "frac": self.frac.tolist(), "species": self.species,
+                "pipeline": self.pipeline, "recipe": self.recipe, "parent_id": self.parent_id, "score": self.score}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratedCandidate:
+        return cls(d["lattice"], d["frac"], d["species"], d["pipeline"], d.get("recipe"), d.get("parent_id"),
+                   float(d.get("score", 0.0)))
+
     @property
     def structure(self) -> Structure:
         if self._structure is None:

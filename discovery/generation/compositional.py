@@ -28,7 +28,6 @@ import os
 import random
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +36,7 @@ import numpy as np
 import smact
 from pymatgen.core import Composition
 
+from catalog.parallel import map_in_processes, pool_size
 from discovery.magpie import magpie_table
 
 from .base import GeneratedCandidate
@@ -394,8 +394,19 @@ def random_structures(
     return out
 
 
+# One composition to build structures for: the proposal (or a plain reduced formula), recipe extras, ranking score.
+CompositionWork = tuple["CompositionProposal | str", dict[str, Any], float]
+
+
 def _random_worker(args) -> list[GeneratedCandidate]:
     items, config, seed = args
+    return build_random_structures(items, config, seed)
+
+
+def build_random_structures(
+    items: Sequence[CompositionWork], config: RandomStructureConfig | None = None, seed: int = 0
+) -> list[GeneratedCandidate]:
+    """Random structures for each planned composition, in one process (seeds depend on the formula, not the order)."""
     out = []
     for comp, extra, score in items:
         for c in random_structures(comp, config, seed, extra):
@@ -405,11 +416,70 @@ def _random_worker(args) -> list[GeneratedCandidate]:
     return out
 
 
+def work_to_json(items: Sequence[CompositionWork]) -> list[dict[str, Any]]:
+    """Planned compositions as JSON (to hand them to another process or host)."""
+    out = []
+    for comp, extra, score in items:
+        proposal = (
+            {"formula": comp.formula, "amounts": [list(a) for a in comp.amounts],
+             "oxidation_states": [list(o) for o in comp.oxidation_states], "pauling_ok": comp.pauling_ok}
+            if isinstance(comp, CompositionProposal) else {"formula": comp}
+        )
+        out.append({"composition": proposal, "extra": extra, "score": score})
+    return out
+
+
+def work_from_json(rows: Sequence[dict[str, Any]]) -> list[CompositionWork]:
+    items: list[CompositionWork] = []
+    for row in rows:
+        c = row["composition"]
+        comp: CompositionProposal | str = (
+            CompositionProposal(c["formula"], tuple((el, int(n)) for el, n in c["amounts"]),
+                                tuple((el, int(q)) for el, q in c["oxidation_states"]), bool(c["pauling_ok"]))
+            if "amounts" in c else c["formula"]
+        )
+        items.append((comp, dict(row["extra"]), float(row["score"])))
+    return items
+
+
 @dataclass
 class CompositionalResult:
     n_compositions: int = 0
     ranked: list[RankedComposition] = field(default_factory=list)
+    work: list[CompositionWork] = field(default_factory=list)  # the top compositions to build, best first
     candidates: list[GeneratedCandidate] = field(default_factory=list)
+
+
+def plan_compositional(
+    elements: Iterable[str],
+    max_elements: int = 3,
+    model: CompositionModel | None = None,
+    *,
+    top_n: int = 50,
+    known_phases: Mapping[str, float] | None = None,
+    enumeration: Mapping[str, Any] | None = None,
+) -> CompositionalResult:
+    """Enumerate and rank (if a model is given) the compositions; ``work`` holds the ``top_n`` to build structures for.
+
+    Cheap (milliseconds per thousand compositions); the structures are the expensive part, so they are built apart
+    (``build_random_structures``), in any number of pieces, in any process."""
+    comps = enumerate_compositions(elements, max_elements, **dict(enumeration or {}))
+    result = CompositionalResult(n_compositions=len(comps))
+    if model is not None:
+        ranked = rank_compositions(comps, model, known_phases)
+    else:
+        ranked = [RankedComposition(c.formula, math.nan, None, c) for c in comps]
+    result.ranked = ranked
+    for rank, r in enumerate(ranked[:top_n]):
+        extra = {"rank": rank, "predicted_ef": None if math.isnan(r.predicted_ef) else round(r.predicted_ef, 4)}
+        if r.predicted_e_above_hull is not None:
+            extra["predicted_e_above_hull"] = round(r.predicted_e_above_hull, 4)
+        if r.proposal is not None:
+            extra["oxidation_states"] = dict(r.proposal.oxidation_states)
+            extra["pauling_ok"] = r.proposal.pauling_ok
+        score = -r.score if not math.isnan(r.score) else 0.0
+        result.work.append((r.proposal or r.formula, extra, score))
+    return result
 
 
 def generate_compositional(
@@ -425,30 +495,11 @@ def generate_compositional(
     enumeration: Mapping[str, Any] | None = None,
 ) -> CompositionalResult:
     """Enumerate, rank (if a model is given), then build random structures for the ``top_n`` compositions."""
-    comps = enumerate_compositions(elements, max_elements, **dict(enumeration or {}))
-    result = CompositionalResult(n_compositions=len(comps))
-    if model is not None:
-        ranked = rank_compositions(comps, model, known_phases)
-    else:
-        ranked = [RankedComposition(c.formula, math.nan, None, c) for c in comps]
-    result.ranked = ranked
-    chosen = ranked[:top_n]
-    items = []
-    for rank, r in enumerate(chosen):
-        extra = {"rank": rank, "predicted_ef": None if math.isnan(r.predicted_ef) else round(r.predicted_ef, 4)}
-        if r.predicted_e_above_hull is not None:
-            extra["predicted_e_above_hull"] = round(r.predicted_e_above_hull, 4)
-        if r.proposal is not None:
-            extra["oxidation_states"] = dict(r.proposal.oxidation_states)
-            extra["pauling_ok"] = r.proposal.pauling_ok
-        score = -r.score if not math.isnan(r.score) else 0.0
-        items.append((r.proposal or r.formula, extra, score))
-    workers = max(1, min(workers, os.cpu_count() or 1))
-    if workers == 1 or len(items) < 4:
-        result.candidates = _random_worker((items, structure_config, seed))
-    else:
-        chunks = [items[i::workers] for i in range(workers)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(_random_worker, [(c, structure_config, seed) for c in chunks]):
-                result.candidates.extend(part)
+    result = plan_compositional(elements, max_elements, model, top_n=top_n, known_phases=known_phases,
+                                enumeration=enumeration)
+    items = result.work
+    workers = pool_size(workers, len(items) // 2)  # a process for fewer than two compositions costs more than it saves
+    chunks = [items[i::workers] for i in range(workers)]
+    for part in map_in_processes(_random_worker, [(c, structure_config, seed) for c in chunks], workers):
+        result.candidates.extend(part)
     return result

@@ -22,15 +22,15 @@ Pure: arrays or pymatgen structures in; no Django.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
+
+from catalog.parallel import map_in_processes, pool_size
 
 from .base import GeneratedCandidate, reduced_formula_of
 
@@ -255,7 +255,7 @@ def deduplicate(
         f = reduced_formula_of(_arrays(ref)[2])
         if f in wanted:
             refs.append((f, ref_id, ref))
-    workers = max(1, min(workers, os.cpu_count() or 1))
+    workers = pool_size(workers)
     if workers == 1:
         kept, stats = _dedup_worker(
             (list(enumerate(candidates)), [(rid, r) for _, rid, r in refs], tol, use_descriptor, trust_below)
@@ -270,9 +270,8 @@ def deduplicate(
         jobs.append((items, rs, tol, use_descriptor, trust_below))
     kept: list[int] = []
     stats = DedupStats()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for part, st in pool.map(_dedup_worker, jobs):
-            kept.extend(part)
-            stats.merge(st)
+    for part, st in map_in_processes(_dedup_worker, jobs, workers):
+        kept.extend(part)
+        stats.merge(st)
     kept.sort()
     return kept, stats

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import spglib
 from pymatgen.core import Structure
+
+from catalog.parallel import map_in_processes
 
 from .base import GeneratedCandidate
 from .chemistry import (
@@ -237,6 +237,7 @@ class SubstitutionGenerator:
     def __init__(self, config: SubstitutionConfig | None = None, volume_model: VolumeModel | None = None):
         self.config = config or SubstitutionConfig()
         self.volume_model = volume_model or IonicRadiusVolume()
+        self.failures: list[tuple[Any, str]] = []  # (parent id, reason) of parents skipped by ``generate``
 
     # -- proposals ---------------------------------------------------------------------------------------------------
     def _substitutes(self, info: ParentInfo, el: str, k: int) -> list[tuple[str, int | None, float]]:
@@ -381,9 +382,16 @@ class SubstitutionGenerator:
         return [self.realise(info, p) for p in self.propose(info)]
 
     def generate(self, parents: Iterable[tuple[Any, Structure]]) -> list[GeneratedCandidate]:
+        """Children of every parent; a parent that breaks the analysis is skipped and named in ``self.failures``
+        (one odd crystal in the catalog never sinks a round's generation)."""
         out: list[GeneratedCandidate] = []
         for pid, s in parents:
-            out.extend(self.children(s, pid))
+            try:
+                out.extend(self.children(s, pid))
+            except Exception as exc:  # noqa: BLE001 - any parent-specific failure: skip it, keep the others
+                logger.warning("substitution skipped parent %s (%s): %s: %s", pid, s.composition.reduced_formula,
+                               type(exc).__name__, exc)
+                self.failures.append((pid, f"{type(exc).__name__}: {exc}"))
         return out
 
 
@@ -401,14 +409,9 @@ def generate_substitutions(
 ) -> list[GeneratedCandidate]:
     """Children of all parents, ranked by substitution probability (best first); ``workers`` processes."""
     config = config or SubstitutionConfig()
-    workers = max(1, min(workers, os.cpu_count() or 1))
-    if workers == 1 or len(parents) <= chunk_size:
-        out = SubstitutionGenerator(config, volume_model).generate(parents)
-    else:
-        chunks = [list(parents[i : i + chunk_size]) for i in range(0, len(parents), chunk_size)]
-        out = []
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(_worker, [(config, volume_model, c) for c in chunks]):
-                out.extend(part)
+    chunks = [list(parents[i : i + chunk_size]) for i in range(0, len(parents), chunk_size)]
+    out = []
+    for part in map_in_processes(_worker, [(config, volume_model, c) for c in chunks], workers):
+        out.extend(part)
     out.sort(key=lambda c: -c.score)
     return out

@@ -28,6 +28,7 @@ class StageWaiting(Exception):  # noqa: N818 - a control-flow signal, not an err
 def run_stage(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
     handler = {
         "generate": generate,
+        "generating": collect_generation,
         "screen": screen,
         "verify": verify,
         "verifying": wait_for_jobs,
@@ -55,19 +56,25 @@ def _set_stage(rnd: CampaignRound, stage: str, **counts) -> None:
 
 
 def generate(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
-    from discovery.services.generation import generate_candidates
+    """Plan the round's generation and send it out as chunk tasks; ``generating`` collects them."""
+    from discovery.services.generation import fan_out_generation
 
-    report = generate_candidates(
-        rnd,
-        elements=config.elements,
-        max_elements=config.max_elements,
-        pipelines=config.pipelines,
-        limit=config.candidates_per_round,
-        rng_seed=config.seed + rnd.index,
-    )
+    chunks = fan_out_generation(rnd, config)
+    _set_stage(rnd, "generating")
+    return f"generation sent out as {len(chunks)} chunk task(s)"
+
+
+def collect_generation(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
+    from discovery.services import generation
+
+    report = generation.collect_generation(rnd, config)
+    if report is None:
+        pending = rnd.generation_chunks.exclude(state="done").count()
+        raise StageWaiting(f"{pending} of {rnd.generation_chunks.count()} generation chunks pending in round {rnd.index}")
     n_kept = rnd.candidates.count()
     _set_stage(rnd, "screen", n_generated=report.n_generated, n_deduplicated=n_kept)
-    return f"generated {n_kept} candidates"
+    skipped = f"; {len(report.skipped_parents)} parent(s) skipped" if report.skipped_parents else ""
+    return f"generated {n_kept} candidates{skipped}"
 
 
 def current_model(campaign: Campaign) -> ModelVersion | None:

@@ -24,8 +24,8 @@ from discovery.models import Campaign, CampaignRound, DFTJob
 logger = logging.getLogger(__name__)
 
 ACTIVE = (Campaign.Status.QUEUED, Campaign.Status.RUNNING)
-# Stages of one round, in order. "verifying" waits for the round's DFT jobs to reach a terminal state.
-STAGES = ("generate", "screen", "verify", "verifying", "fold", "retrain", "done")
+# Stages of one round, in order. "generating" waits for the round's generation chunks, "verifying" for its DFT jobs.
+STAGES = ("generate", "generating", "screen", "verify", "verifying", "fold", "retrain", "done")
 TERMINAL_JOB_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 
 
@@ -132,7 +132,23 @@ def pause_campaign(campaign: Campaign, *, user) -> Campaign:
 
 
 def resume_campaign(campaign: Campaign, *, user) -> Campaign:
-    return _transition(campaign, (Campaign.Status.PAUSED, Campaign.Status.FAILED), Campaign.Status.QUEUED, user=user)
+    """Resume a paused campaign, or retry a failed one from the stage that failed.
+
+    A failed stage left its round where it was (its writes rolled back), so running it again is the retry; generation
+    chunks that had used up their tries get fresh ones, and the old error is cleared."""
+    from discovery.models import GenerationChunk
+
+    failed = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.FAILED).exists()
+    with transaction.atomic():
+        resumed = _transition(campaign, (Campaign.Status.PAUSED, Campaign.Status.FAILED), Campaign.Status.QUEUED,
+                              user=user)
+        if failed:
+            GenerationChunk.objects.filter(round__campaign=resumed).exclude(state=GenerationChunk.State.DONE).update(
+                state=GenerationChunk.State.QUEUED, attempts=0, sent_at=None, error=""
+            )
+            Campaign.objects.filter(pk=resumed.pk).update(error="")
+            resumed.error = ""
+    return resumed
 
 
 def cancel_campaign(campaign: Campaign, *, user) -> Campaign:
@@ -173,6 +189,18 @@ def job_finished(job_id: int) -> None:
         _nudge(campaign_id)
 
 
+BUSY = "busy"  # advance_campaign found the campaign locked by another worker: the nudge is tried again shortly
+
+
+def chunk_finished(chunk_id: int) -> None:
+    """A generation chunk ended: nudge its campaign so the round collects as soon as the last chunk is in."""
+    from discovery.models import GenerationChunk
+
+    campaign_id = GenerationChunk.objects.filter(pk=chunk_id).values_list("round__campaign_id", flat=True).first()
+    if campaign_id is not None:
+        _nudge(campaign_id)
+
+
 @dataclass
 class AdvanceResult:
     campaign_id: int
@@ -190,8 +218,8 @@ def advance_campaign(campaign_id: int, queue: str | None = None) -> AdvanceResul
     failure = ""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update(skip_locked=True).filter(pk=campaign_id).first()
-        if campaign is None:
-            return AdvanceResult(campaign_id, "busy-or-missing")
+        if campaign is None:  # another worker holds the row (it is advancing this campaign right now), or it is gone
+            return AdvanceResult(campaign_id, BUSY if Campaign.objects.filter(pk=campaign_id).exists() else "missing")
         if campaign.status not in ACTIVE:
             return AdvanceResult(campaign_id, f"idle ({campaign.status})")
         config = campaign_config(campaign)
@@ -213,12 +241,13 @@ def advance_campaign(campaign_id: int, queue: str | None = None) -> AdvanceResul
             Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
             _nudge(campaign.pk, current.stage)
             return AdvanceResult(campaign_id, f"handed to the {wanted} queue")
+        waiting: stages.StageWaiting | None = None
         try:
             with transaction.atomic():  # a failing stage rolls back its own writes only
-                action = stages.run_stage(campaign, current, config)
-        except stages.StageWaiting as waiting:
-            released = stages.release_held_jobs(current, config) if current.stage == "verifying" else 0
-            return AdvanceResult(campaign_id, f"waiting: {waiting}" + (f"; released {released}" if released else ""))
+                try:
+                    action = stages.run_stage(campaign, current, config)
+                except stages.StageWaiting as exc:  # what the stage did before finding it must wait (re-sent work) stays
+                    waiting = exc
         except Exception as exc:  # noqa: BLE001 - any stage error fails the campaign with a readable reason
             logger.exception("campaign %s round %s stage %s failed", campaign.pk, current.index, current.stage)
             failure = f"round {current.index}, stage {current.stage}: {type(exc).__name__}: {exc}"
@@ -227,6 +256,9 @@ def advance_campaign(campaign_id: int, queue: str | None = None) -> AdvanceResul
             campaign.finished_at = timezone.now()
             campaign.save(update_fields=["status", "error", "finished_at", "updated_at"])
             return AdvanceResult(campaign_id, "failed")
+        if waiting is not None:
+            released = stages.release_held_jobs(current, config) if current.stage == "verifying" else 0
+            return AdvanceResult(campaign_id, f"waiting: {waiting}" + (f"; released {released}" if released else ""))
         Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
         _nudge(campaign.pk, current.stage)
         return AdvanceResult(campaign_id, action)

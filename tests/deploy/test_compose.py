@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 WORKER_COMPOSE_FILE = ROOT / "docker" / "compose.worker.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-GNOMON_SERVICES = {"web", "worker", "worker-gpu", "beat", "flower"}
+GNOMON_SERVICES = {"web", "worker", "worker-dft", "worker-gpu", "beat", "flower"}
 SECRETS = {
     "SECRET_KEY": "k" * 60,
     "ALLOWED_HOSTS": "gnomon.example.org",
@@ -139,7 +139,7 @@ def test_services_and_profiles(compose_argv, project):
     assert set(project["services"]) == {"postgres", "redis"} | GNOMON_SERVICES
     assert project["services"]["worker-gpu"]["profiles"] == ["gpu"]
     default = rendered(compose_argv)
-    assert set(default["services"]) == {"postgres", "redis", "web", "worker", "beat", "flower"}
+    assert set(default["services"]) == {"postgres", "redis", "web", "worker", "worker-dft", "beat", "flower"}
 
 
 def test_every_service_has_a_health_check(project):
@@ -203,7 +203,7 @@ def test_celery_services_use_the_gnomon_app_and_the_routed_queues(project):
 
     celery_commands = {ep.name for ep in importlib.metadata.entry_points(group="celery.commands")}
     consumed: set[str] = set()
-    for name in ("worker", "worker-gpu", "beat", "flower"):
+    for name in ("worker", "worker-dft", "worker-gpu", "beat", "flower"):
         argv = command_of(project["services"][name])
         assert argv[:3] == ["celery", "-A", "gnomon"], argv
         assert app.main == "gnomon"
@@ -219,8 +219,9 @@ def test_celery_services_use_the_gnomon_app_and_the_routed_queues(project):
             # The health check pings this very node ($$ is Compose's escape for a literal $ the shell expands).
             assert node.split("@")[0] + "@$$HOSTNAME" in " ".join(project["services"][name]["healthcheck"]["test"])
     assert consumed == routed_queues(), "every routed queue has a worker"
-    # the main worker serves every queue by default (a campaign's screening stages must run even without a GPU host)
-    assert set(option(command_of(project["services"]["worker"]), "-Q").split(",")) == {"default", "screening", "dft"}
+    # orchestration (and screening, without a GPU host) on one worker, DFT on another: neither waits behind the other
+    assert set(option(command_of(project["services"]["worker"]), "-Q").split(",")) == {"default", "screening"}
+    assert option(command_of(project["services"]["worker-dft"]), "-Q") == "dft"
     assert option(command_of(project["services"]["worker-gpu"]), "-Q") == "screening"
     assert command_of(project["services"]["beat"])[3] == "beat"
     assert command_of(project["services"]["flower"])[3] == "flower"
@@ -292,10 +293,11 @@ def test_worker_only_host_compose(compose_argv):
     assert result.returncode != 0 and "DATABASE_URL" in result.stderr
 
 
-def test_main_host_without_gpu_can_serve_every_queue(compose_argv):
-    project = rendered(compose_argv, env={**SECRETS, "GNOMON_WORKER_QUEUES": "default,dft,screening"})
+def test_main_host_without_gpu_serves_every_queue(compose_argv):
+    project = rendered(compose_argv, env=SECRETS)
     assert "worker-gpu" not in project["services"]
-    assert set(option(command_of(project["services"]["worker"]), "-Q").split(",")) == routed_queues()
+    served = {q for name in ("worker", "worker-dft") for q in option(command_of(project["services"][name]), "-Q").split(",")}
+    assert served == routed_queues()
 
 
 def test_documented_override_file_is_valid(compose_argv, tmp_path):

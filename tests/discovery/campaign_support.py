@@ -60,8 +60,12 @@ def database_url() -> str:
 
 
 def start_worker(name: str, log: Path, var: Path, *, dft_sleep: float = 0.0, beat: bool = False,
-                 extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A worker on all three queues (one process, so stages and jobs interleave as on a small deployment)."""
+                 extra_env: dict[str, str] | None = None, queues: str = "default,screening,dft",
+                 concurrency: int = 2) -> subprocess.Popen:
+    """A prefork worker, as users run it: its pool processes are daemonic, so a task there may not start processes.
+
+    By default one worker serves all three queues with two processes; ``queues`` splits them as the quick start does
+    (``default,screening`` apart from ``dft``)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -72,12 +76,11 @@ def start_worker(name: str, log: Path, var: Path, *, dft_sleep: float = 0.0, bea
         "GNOMON_MODEL_DIR": str(settings.MODEL_DIR),
         "GNOMON_TEST_DFT_SLEEP": str(dft_sleep),
         "GNOMON_TORCH_THREADS": "1",
-        "GNOMON_GENERATION_WORKERS": "1",
         "PYTHONPATH": str(ROOT),
         **(extra_env or {}),
     }
-    args = [sys.executable, "-m", "celery", "-A", "gnomon", "worker", "-Q", "default,screening,dft", "-P", "solo",
-            "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
+    args = [sys.executable, "-m", "celery", "-A", "gnomon", "worker", "-Q", queues, "-P", "prefork",
+            "-c", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
     if beat:
         args += ["-B", "-s", str(var / f"beat-{name}")]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,

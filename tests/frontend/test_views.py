@@ -246,12 +246,26 @@ def test_campaign_actions_are_staff_only(client, campaign):
 def test_staff_cancels_and_relaunches(staff_client, campaign):
     pk = campaign["campaign"].pk
     html = staff_client.get(f"/campaigns/{pk}/").content.decode()
-    assert "Launch" in html and "Cancel" in html and "csrfmiddlewaretoken" in html
+    assert "Cancel" in html and "confirm(" in html and "csrfmiddlewaretoken" in html
+    assert 'data-testid="campaign-launch"' not in html  # a running campaign offers no launch
     response = staff_client.post(f"/campaigns/{pk}/cancel/", follow=True)
     assert Campaign.objects.get(pk=pk).status == Campaign.Status.CANCELLED
     assert b"cancel requested" in response.content
     response = staff_client.post(f"/campaigns/{pk}/cancel/", follow=True)
     assert b"is cancelled; this needs one of" in response.content
+
+
+def test_failed_campaign_shows_where_it_failed_and_offers_a_retry(staff_client, campaign, django_capture_on_commit_callbacks):
+    pk = campaign["campaign"].pk
+    Campaign.objects.filter(pk=pk).update(status=Campaign.Status.FAILED,
+                                          error="round 0, stage generating: GenerationFailed: chunk 2 failed 3 times")
+    html = staff_client.get(f"/campaigns/{pk}/").content.decode()
+    assert "Failed at round 0, stage generating: GenerationFailed" in html
+    assert "Retry the failed stage" in html and "resume_campaign" in html
+    with django_capture_on_commit_callbacks(execute=False):
+        staff_client.post(f"/campaigns/{pk}/launch/", follow=True)
+    retried = Campaign.objects.get(pk=pk)
+    assert retried.status == Campaign.Status.QUEUED and retried.error == ""
 
 
 def test_csrf_is_enforced(campaign, db):
