@@ -13,6 +13,8 @@ from typing import Any
 
 from pymatgen.core import Element
 
+from discovery.dft.references import reference_elements
+
 PIPELINES = ("structural", "compositional")
 DFT_BACKENDS = ("gpaw", "vasp", "ml")
 DFT_PRESETS = ("fast", "standard", "bootstrap")
@@ -112,6 +114,11 @@ def validate(raw: dict[str, Any], backends: Iterable[str] = DFT_BACKENDS) -> Cam
             errors["elements"] = f"not chemical elements: {', '.join(map(str, unknown))}"
         elif len(set(elements_raw)) < 2:
             errors["elements"] = "a discovery campaign needs at least two distinct elements"
+        elif missing := sorted({e.strip() for e in elements_raw} - reference_elements()):
+            errors["elements"] = (
+                f"no elemental reference phase for {', '.join(missing)}: formation energies and hulls need one; "
+                "leave it out, or add its ground-state structure to discovery/dft/references.py"
+            )
         values["elements"] = sorted({e.strip() for e in elements_raw if isinstance(e, str)})
 
     pipelines = values.get("pipelines", ["structural"])

@@ -140,12 +140,12 @@ def main() -> None:
             hulls_built.write_text("seed hulls built; delete this file to rebuild them on the next start\n")
         manage("collectstatic", "--noinput", "-v", "0")
 
-        celery = [PYTHON, "-m", "celery", "-A", "gnomon"]
-        # The production layout (docker/compose.yaml): orchestration, generation chunks and sweeps on one worker,
-        # DFT on another, so that recovering a lost DFT job never waits for a DFT slot.
-        children.start("worker", [*celery, "worker", "-Q", "default,screening", "-c", "2", "-n", "main@%h", "-l", "INFO"])
-        children.start("dft-worker", [*celery, "worker", "-Q", "dft", "-c", "2", "-n", "dft@%h", "-l", "INFO"])
-        children.start("beat", [*celery, "beat", "-l", "INFO", "-s", str(var_dir / "celerybeat-schedule")])
+        from gnomon.processes import celery_processes
+
+        # The production layout (docker/compose.yaml): orchestration, generation chunks and sweeps on one worker, DFT
+        # on another, so that recovering a lost DFT job never waits for a DFT slot.
+        for name, argv in celery_processes(PYTHON, str(var_dir / "celerybeat-schedule")):
+            children.start(name, argv)
         children.start(
             "web",
             [PYTHON, "-m", "gunicorn", "gnomon.wsgi", "-b", f"127.0.0.1:{options.port}", "-w", "2", "--timeout", "120"],

@@ -30,7 +30,15 @@ ELEMENT_LATTICES: dict[str, tuple[str, float, float | None]] = {
     "Co": ("hcp", 2.51, 4.07), "Cd": ("hcp", 2.98, 5.62), "Ru": ("hcp", 2.71, 4.28), "Os": ("hcp", 2.73, 4.32),
     "C": ("diamond", 3.57, None), "Si": ("diamond", 5.43, None), "Ge": ("diamond", 5.66, None),
     "Sn": ("diamond", 6.49, None),
+    "Se": ("trigonal", 4.366, 4.954), "Te": ("trigonal", 4.457, 5.929),
 }  # fmt: skip
+# Trigonal Se and Te (P3_121, helical chains; experimental a, c): the chain atom's x on Wyckoff 3a (x, 0, 1/3).
+TRIGONAL_CHAIN_X = {"Se": 0.2254, "Te": 0.2636}
+
+
+def reference_elements() -> frozenset[str]:
+    """Elements with a reference phase Gnomon can build: a campaign over any other element is refused at launch."""
+    return frozenset(MOLECULES) | frozenset(ELEMENT_LATTICES)
 
 ANIONS: dict[str, int] = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "P": -3, "F": -1, "Cl": -1, "Br": -1, "I": -1}
 
@@ -75,6 +83,9 @@ def elemental_reference(element: str, box: tuple[float, float, float] = (9.0, 9.
         structure = Structure(_fcc(a), [element], [[0, 0, 0]])
     elif kind == "hcp":
         structure = Structure(Lattice.hexagonal(a, c), [element, element], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    elif kind == "trigonal":
+        x = TRIGONAL_CHAIN_X[element]
+        structure = Structure(Lattice.hexagonal(a, c), [element] * 3, [[x, 0, 1 / 3], [0, x, 2 / 3], [-x, -x, 0]])
     else:  # diamond
         structure = Structure(_fcc(a), [element, element], [[0, 0, 0], [0.25, 0.25, 0.25]])
     return ReferenceStructure(f"{element}-{kind}", structure)

@@ -23,6 +23,7 @@ from django.db.models import Count
 from catalog.models import EnergyRecord, Material, MaterialOrigin
 from catalog.services.energies import ensure_scheme, record_energy
 from discovery.models import Campaign, Candidate, DFTJob
+from gnomon.processes import supervised
 from tests.discovery.screening_data import binary, synthetic_energy
 from tests.factories import make_material
 
@@ -62,7 +63,8 @@ def database_url() -> str:
 def start_worker(name: str, log: Path, var: Path, *, dft_sleep: float = 0.0, beat: bool = False,
                  extra_env: dict[str, str] | None = None, queues: str = "default,screening,dft",
                  concurrency: int = 2) -> subprocess.Popen:
-    """A prefork worker, as users run it: its pool processes are daemonic, so a task there may not start processes.
+    """A prefork worker, as users run it (supervised: started again if it dies): its pool processes are daemonic, so
+    a task there may not start processes.
 
     By default one worker serves all three queues with two processes; ``queues`` splits them as the quick start does
     (``default,screening`` apart from ``dft``)."""
@@ -83,6 +85,7 @@ def start_worker(name: str, log: Path, var: Path, *, dft_sleep: float = 0.0, bea
             "-c", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
     if beat:
         args += ["-B", "-s", str(var / f"beat-{name}")]
+    args = supervised(sys.executable, args)  # restarted when it dies, as Docker and the quick start do
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 

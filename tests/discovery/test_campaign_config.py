@@ -4,9 +4,9 @@ from discovery.campaign_config import PRESETS, CampaignConfigError, load_toml, v
 
 
 def test_valid_config_is_normalised():
-    config = validate({"name": " LiMnO ", "elements": "Mn, Li, O", "pipelines": "structural,compositional", "rounds": "4"})
-    assert config.name == "LiMnO"
-    assert config.elements == ["Li", "Mn", "O"]
+    config = validate({"name": " LiFeO ", "elements": "Fe, Li, O", "pipelines": "structural,compositional", "rounds": "4"})
+    assert config.name == "LiFeO"
+    assert config.elements == ["Fe", "Li", "O"]
     assert config.pipelines == ["structural", "compositional"]
     assert config.rounds == 4
 
@@ -17,6 +17,8 @@ def test_valid_config_is_normalised():
         ({"name": "x", "elements": []}, "elements", "empty"),
         ({"name": "x", "elements": ["Li", "Qq"]}, "elements", "Qq"),
         ({"name": "x", "elements": ["Li", "Li"]}, "elements", "two distinct"),
+        # Mn's ground state (alpha-Mn, 58 atoms) is not built yet: refused at launch, naming the element
+        ({"name": "x", "elements": ["Li", "Mn", "O"]}, "elements", "no elemental reference phase for Mn"),
         ({"name": "", "elements": ["Li", "O"]}, "name", "needs a name"),
         ({"name": "x", "elements": ["Li", "O"], "rounds": 0}, "rounds", "out of range"),
         ({"name": "x", "elements": ["Li", "O"], "rounds": 2.5}, "rounds", "not an integer"),

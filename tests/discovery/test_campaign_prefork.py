@@ -16,6 +16,7 @@ import pytest
 
 from discovery.models import Campaign, Candidate, DFTJob, GenerationChunk
 from discovery.services.campaigns import create_campaign
+from gnomon.processes import WORKER_QUEUES
 from tests.discovery import campaign_support as support
 from tests.discovery.test_campaign_end_to_end import TINY
 
@@ -67,9 +68,9 @@ def test_a_killed_dft_pool_process_is_rerun_once_while_every_dft_slot_is_busy(ca
     var, staff = campaign_env
     log = var / "worker.log"
     campaign = create_campaign({**TINY, "name": "prefork-kill", "rounds": 1}, user=staff, launch=True)
-    main = support.start_worker("main", log, var, queues="default,screening", concurrency=1, beat=True,
+    main = support.start_worker("main", log, var, queues=WORKER_QUEUES["main"], concurrency=1, beat=True,
                                 extra_env=support.FAST_BEAT)
-    dft = support.start_worker("dft", log, var, queues="dft", concurrency=2, dft_sleep=8)
+    dft = support.start_worker("dft", log, var, queues=WORKER_QUEUES["dft"], concurrency=2, dft_sleep=8)
     try:
         def both_slots_busy() -> bool:
             return len(_running_job_pids(campaign, var)) >= 2

@@ -96,3 +96,16 @@ def test_bootstrap_set_for_li_na_mg_o_cl_is_charge_balanced():
     assert {"NaCl-rocksalt", "MgO-rocksalt", "MgO-wurtzite", "Li2O-antifluorite", "MgCl2-fluorite"} <= labels
     assert "LiO-rocksalt" not in labels and "NaCl2-fluorite" not in labels
     assert "LiO-rocksalt" in {r.label for r in bootstrap_set(["Li", "O"], all_prototypes=True)}
+
+
+def test_trigonal_chalcogen_references_are_the_helical_chain_crystals():
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from discovery.dft.references import elemental_reference, reference_elements
+
+    for element, nearest in (("Se", 2.37), ("Te", 2.83)):  # Å, measured intrachain bonds
+        structure = elemental_reference(element).structure
+        assert SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_symbol() in ("P3_121", "P3_221")
+        distances = structure.distance_matrix[structure.distance_matrix > 0]
+        assert abs(distances.min() - nearest) < 0.08
+    assert {"Se", "Te", "O", "Cl", "Mg"} <= reference_elements() and "Mn" not in reference_elements()
