@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from catalog.models import EnergyRecord, Scheme
+from catalog.protocols import GPAW_BOOTSTRAP_SET, MATERIALS_PROJECT_GGA_U
 from catalog.services.energies import (
     EnergyInput,
     ensure_scheme,
@@ -71,9 +72,12 @@ class SchemeSpec:
     correction_policy: str = ""
     description: str = ""
     display_priority: int = 100
+    protocol: dict | None = None  # the settings behind the dataset's energies (catalog.protocols)
 
     def ensure(self) -> Scheme:
-        return ensure_scheme(self.name, self.kind, level_of_theory=self.level_of_theory, is_dft=self.is_dft,
+        # adopt_existing: a scheme made before protocols were recorded holds this dataset's own rows
+        return ensure_scheme(self.name, self.kind, protocol=self.protocol, adopt_existing=True,
+                             level_of_theory=self.level_of_theory, is_dft=self.is_dft,
                              correction_policy=self.correction_policy, description=self.description,
                              display_priority=self.display_priority)
 
@@ -214,6 +218,7 @@ GPAW_BOOTSTRAP = Dataset(
         description="Total energies (eV) of the relaxed cells; settings of each calculation in its data. Elemental "
                     "references: the lowest energy per atom of each element's entries in the set.",
         display_priority=200,
+        protocol=GPAW_BOOTSTRAP_SET,
     ),
     loader="load_entries_json",
 )
@@ -239,6 +244,7 @@ MP_ELEMENTAL_REFS = Dataset(
         description="Materials Project energies with MP2020 corrections; elemental references are MP's lowest-energy "
                     "GGA entry per element (database of 2023-02-07).",
         display_priority=10,
+        protocol=MATERIALS_PROJECT_GGA_U,
     ),
     loader="load_elemental_references",
 )
@@ -271,6 +277,8 @@ BARTEL_2020 = Dataset(
                     "composition only. The published decomposition energy against the MP hull is kept in "
                     "data['published_decomposition_energy'] to check the hulls built here.",
         display_priority=50,
+        protocol={**MATERIALS_PROJECT_GGA_U, "corrections": "MP compatibility of about 2019 (Bartel et al. 2020)",
+                  "values": "formation energies per composition, no structures"},
     ),
     loader="load_bartel",
 )

@@ -38,6 +38,12 @@ class Scheme(models.Model):
     display_priority = models.IntegerField(
         default=100, help_text="lower wins when a material has hulls in several schemes and the UI shows one"
     )
+    protocol = models.JSONField(
+        default=dict, blank=True, help_text="every setting behind the scheme's energies (code, cutoff, k-points, ...)"
+    )
+    protocol_hash = models.CharField(
+        max_length=12, blank=True, help_text="catalog.protocols.protocol_hash of the protocol; empty: none recorded"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -154,6 +160,10 @@ class EnergyRecord(models.Model):
     correction = models.FloatField(default=0.0, help_text="energy correction already included in energy_total, eV")
     produced_by = models.CharField(max_length=255, blank=True, help_text="dataset row, DFT job, model version")
     data = models.JSONField(default=dict, blank=True, help_text="other columns and calculation parameters")
+    protocol_hash = models.CharField(max_length=12, blank=True, help_text="protocol this energy was computed with")
+    excluded_reason = models.CharField(
+        max_length=255, blank=True, help_text="why this energy is kept out of hulls (e.g. an unconverged relaxation)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

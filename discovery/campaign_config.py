@@ -13,6 +13,7 @@ from typing import Any
 
 from pymatgen.core import Element
 
+from discovery.dft.presets import needs_plus_u
 from discovery.dft.references import reference_elements
 
 PIPELINES = ("structural", "compositional")
@@ -151,6 +152,14 @@ def validate(raw: dict[str, Any], backends: Iterable[str] = DFT_BACKENDS) -> Cam
         max_elements = values.setdefault("max_elements", min(CampaignConfig.max_elements, len(values["elements"])))
         if max_elements > len(values["elements"]):
             errors["max_elements"] = f"{max_elements} is more than the {len(values['elements'])} elements allowed"
+    if values.get("dft_backend", "gpaw") == "gpaw" and "elements" not in errors:
+        plus_u = needs_plus_u(values.get("elements", []))
+        if plus_u:
+            errors["elements"] = (
+                f"the Materials Project treats oxides and fluorides of {', '.join(plus_u)} with GGA+U, and Gnomon's GPAW "
+                "protocol has no +U: their energies would not be comparable. Use dft_backend = \"vasp\" (MP's GGA+U "
+                "input sets), or leave out O and F"
+            )
     backends = sorted(backends)
     if values.get("dft_backend", "gpaw") not in backends:
         errors["dft_backend"] = f"'{values['dft_backend']}' is not one of {', '.join(backends)}"

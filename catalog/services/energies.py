@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from pymatgen.core import Composition
 
 from catalog.models import ElementalReference, EnergyRecord, Material, Scheme
+from catalog.protocols import ProtocolMismatch, describe, differences, protocol_hash
 from catalog.structures import chemsys_of
 
 logger = logging.getLogger(__name__)
@@ -39,16 +41,35 @@ class SchemeKindError(EnergyError):
     """A scheme exists with another kind than the data being imported."""
 
 
-def ensure_scheme(name: str, kind: str, **defaults) -> Scheme:
-    """Get or create a scheme; refuse to put energies of another kind into an existing scheme."""
-    scheme, created = Scheme.objects.get_or_create(name=name, defaults={"kind": kind, **defaults})
+def ensure_scheme(name: str, kind: str, *, protocol: Mapping[str, Any] | None = None, adopt_existing: bool = False,
+                  **defaults) -> Scheme:
+    """Get or create a scheme; refuse to put energies of another kind, or of another protocol, into an existing one.
+
+    ``protocol``: every setting behind the scheme's energies (``catalog.protocols``). A scheme without a recorded
+    protocol adopts it while it holds no energy, or when ``adopt_existing`` (a dataset's scheme made before protocols
+    were recorded: its energies are the dataset's own); otherwise energies of unknown settings refuse it.
+    """
+    digest = protocol_hash(protocol) if protocol else ""
+    scheme, created = Scheme.objects.get_or_create(
+        name=name, defaults={"kind": kind, "protocol": dict(protocol or {}), "protocol_hash": digest, **defaults}
+    )
     if scheme.kind != kind:
         raise SchemeKindError(
             f"scheme {name!r} holds {scheme.kind} values but this data has {kind} values; "
             f"choose another scheme name (--scheme)"
         )
+    if digest and scheme.protocol_hash != digest:
+        if scheme.protocol_hash or (not adopt_existing and scheme.energies.exists()):
+            changed = "; ".join(differences(scheme.protocol, protocol)) or "no protocol recorded on the scheme"
+            raise ProtocolMismatch(
+                f"scheme {name!r} was computed with protocol {scheme.protocol_hash or '(none recorded)'} "
+                f"({describe(scheme.protocol)}); these settings are protocol {digest} ({describe(protocol)}). "
+                f"Differences: {changed}. A changed protocol needs a scheme of its own"
+            )
+        scheme.protocol, scheme.protocol_hash = dict(protocol), digest
+        scheme.save(update_fields=["protocol", "protocol_hash"])
     if created:
-        logger.info("created scheme %s (%s)", name, kind)
+        logger.info("created scheme %s (%s)%s", name, kind, f", protocol {digest}" if digest else "")
     return scheme
 
 
@@ -75,6 +96,24 @@ class EnergyInput:
     correction: float = 0.0
     produced_by: str = ""
     data: dict = field(default_factory=dict)
+    # The protocol the energy was computed with (a DFT job's backend says); None: the scheme's own (a dataset's rows).
+    protocol_hash: str | None = None
+
+
+def check_protocol(scheme: Scheme, item: EnergyInput) -> str:
+    """The protocol hash to store with ``item``; ``ProtocolMismatch`` when it is not the scheme's."""
+    if item.protocol_hash is None or item.protocol_hash == scheme.protocol_hash:
+        return scheme.protocol_hash
+    if not scheme.protocol_hash:  # a scheme without a recorded protocol takes no energy that claims one
+        raise ProtocolMismatch(
+            f"{item.source_key}: computed with protocol {item.protocol_hash}, but scheme {scheme.name!r} records no "
+            "protocol; energies whose settings are known go to a scheme that records them"
+        )
+    raise ProtocolMismatch(
+        f"{item.source_key}: computed with protocol {item.protocol_hash}, but scheme {scheme.name!r} holds protocol "
+        f"{scheme.protocol_hash} ({describe(scheme.protocol)}); an energy computed with other settings cannot share "
+        "its hull"
+    )
 
 
 def _row_values(scheme: Scheme, item: EnergyInput) -> dict:
@@ -105,6 +144,7 @@ def _row_values(scheme: Scheme, item: EnergyInput) -> dict:
         "correction": item.correction or 0.0,
         "produced_by": item.produced_by,
         "data": dict(item.data),
+        "protocol_hash": check_protocol(scheme, item),
     }
 
 
@@ -186,7 +226,7 @@ def record_energies(scheme: Scheme | str, items: Sequence[EnergyInput]) -> Energ
         EnergyRecord.objects.bulk_update(
             to_update,
             ["source_key", "energy_total", "energy_per_atom", "formation_energy_per_atom", "stability_value",
-             "correction", "produced_by", "data", "composition", "elements", "chemsys", "natoms"],
+             "correction", "produced_by", "data", "composition", "elements", "chemsys", "natoms", "protocol_hash"],
             batch_size=500,
         )
     outcome.created += len(to_create)
@@ -218,6 +258,7 @@ def record_energy(
     produced_by: str = "",
     data: dict | None = None,
     update_hull: bool = True,
+    protocol_hash: str | None = None,
 ) -> EnergyRecord:
     """Store one energy (for a material, or composition-only) and, for hull-building schemes, refresh the hull.
 
@@ -240,6 +281,7 @@ def record_energy(
         correction=correction,
         produced_by=produced_by,
         data=data or {},
+        protocol_hash=protocol_hash,
     )
     with transaction.atomic():
         outcome = record_energies(scheme, [item])

@@ -94,6 +94,12 @@ def _chunks(items: list, size: int = _QUERY_CHUNK):
         yield items[start : start + size]
 
 
+def hull_records(scheme: Scheme):
+    """The scheme's energies that may enter its hulls: all but those marked ``excluded_reason`` (e.g. a relaxation
+    that never converged)."""
+    return EnergyRecord.objects.filter(scheme=scheme, excluded_reason="")
+
+
 def _stored_systems_containing(scheme: Scheme, systems: set[tuple[str, ...]]) -> set[str]:
     """Stored chemical systems of the scheme that contain (or equal) one of ``systems``."""
     found: set[str] = set()
@@ -101,7 +107,7 @@ def _stored_systems_containing(scheme: Scheme, systems: set[tuple[str, ...]]) ->
         cond = Q()
         for els in chunk:
             cond |= Q(elements__contains=list(els))
-        found.update(EnergyRecord.objects.filter(cond, scheme=scheme).values_list("chemsys", flat=True).distinct())
+        found.update(hull_records(scheme).filter(cond).values_list("chemsys", flat=True).distinct())
     return found
 
 
@@ -111,7 +117,7 @@ def _stored_systems_within(scheme: Scheme, systems: set[tuple[str, ...]]) -> set
         cond = Q()
         for els in chunk:
             cond |= Q(elements__contained_by=list(els))
-        found.update(EnergyRecord.objects.filter(cond, scheme=scheme).values_list("chemsys", flat=True).distinct())
+        found.update(hull_records(scheme).filter(cond).values_list("chemsys", flat=True).distinct())
     return found
 
 
@@ -134,7 +140,7 @@ def _load_records(scheme: Scheme, maximal: list[frozenset[str]]) -> list[dict]:
         cond = Q()
         for els in chunk:
             cond |= Q(elements__contained_by=els)
-        for row in EnergyRecord.objects.filter(cond, scheme=scheme).values(*_RECORD_FIELDS):
+        for row in hull_records(scheme).filter(cond).values(*_RECORD_FIELDS):
             rows[row["id"]] = row
     return list(rows.values())
 
@@ -277,10 +283,10 @@ def recompute_hulls(
         report = HullUpdate(scheme=sch.name)
         with transaction.atomic():
             lock_scheme(sch)
-            touched = set(EnergyRecord.objects.filter(scheme=sch).values_list("chemsys", flat=True).distinct())
+            touched = set(hull_records(sch).values_list("chemsys", flat=True).distinct())
             ChemsysHull.objects.filter(scheme=sch).exclude(chemsys__in=touched).delete()
             if touched:
-                rows = list(EnergyRecord.objects.filter(scheme=sch).values(*_RECORD_FIELDS))
+                rows = list(hull_records(sch).values(*_RECORD_FIELDS))
                 _recompute(sch, touched, engine.maximal_systems(touched), rows, report, progress, on_plan)
         reports.append(report)
     return reports

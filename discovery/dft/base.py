@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pymatgen.core import Structure
 
+from catalog.protocols import protocol_hash
 from discovery.dft.presets import Preset
 
 
@@ -61,6 +62,13 @@ class SchemeSpec:
     correction_policy: str
     kind: str = "total_energy"
     description: str = ""
+    # Every setting that decides an energy (code and versions, functional, setups, cutoff, k-points, smearing, bands,
+    # spin, +U, thresholds). Empty for backends that declare none (test doubles): their schemes are not checked.
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def protocol_hash(self) -> str:
+        return protocol_hash(self.protocol) if self.protocol else ""
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Real plane-wave PBE DFT on this machine with GPAW (serial, built by scripts/install_gpaw.sh).
 
-Recipe per structure: pre-relax crystals with CHGNet where the preset asks for it (fewer costly DFT steps), choose the
-cutoff from the hardest element present, a Γ-centred k-mesh from the preset's
-spacing, spin-polarise magnetic elements and the O2 molecule (triplet); relax positions and cell together with ASE's BFGS
+Recipe per structure: pre-relax crystals with CHGNet where the preset asks for it (fewer costly DFT steps), the
+preset's one plane-wave cutoff, a Γ-centred k-mesh from the preset's spacing, bands by ``nbands_for`` (always some
+empty), spin-polarise magnetic elements and the O2 molecule (triplet); relax positions and cell together with ASE's BFGS
 on a ``FrechetCellFilter`` (molecules: positions only, in a fixed box, Γ point), then a final single point with a fresh
 calculator on the relaxed cell, so the reported energy carries no basis-set (Pulay) error from the starting cell.
 When an SCF cycle does not converge the preset's fallbacks (stronger mixing, more iterations, wider smearing) are tried
@@ -11,6 +11,7 @@ before giving up with ``SCFNotConverged``.
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import time
@@ -22,8 +23,9 @@ import numpy as np
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from catalog.protocols import protocol_hash
 from discovery.dft.base import BackendUnavailable, DFTResult, PhysicsError, SCFNotConverged, SchemeSpec
-from discovery.dft.presets import Preset, initial_magmoms
+from discovery.dft.presets import Preset, initial_magmoms, nbands_for
 
 LOG_TAIL_LINES = 40
 # A pre-relaxation that changes the volume by more than this went somewhere DFT should judge for itself: start from
@@ -62,16 +64,24 @@ class GPAWBackend:
 
         self.version = gpaw.__version__
 
+    def protocol(self, preset: Preset) -> dict[str, Any]:
+        """The scheme's protocol: code and PAW setups with their versions, PBE, and the preset's numbers."""
+        return {"code": f"GPAW {self.version}", "xc": "PBE", "mode": "PW", "setups": _setups_description(),
+                **preset.protocol()}
+
     def scheme_for(self, preset: Preset) -> SchemeSpec:
+        protocol = self.protocol(preset)
         return SchemeSpec(
-            name=f"GPAW-PBE-{preset.name}",
+            # the protocol's hash in the name: changing a preset's numbers makes a new scheme, never joins an old one
+            name=f"GPAW-PBE-{preset.name}-{protocol_hash(protocol)[:6]}",
             level_of_theory=(
-                f"GPAW {self.version}, PBE, PAW, plane waves {preset.ecut_eV:g} eV "
-                f"({preset.ecut_hard_eV:g} eV with O/F/N/H/C), k-spacing {preset.kpoint_spacing} 1/Å"
+                f"GPAW {self.version}, PBE, PAW, plane waves {preset.ecut_eV:g} eV for every structure, "
+                f"k-spacing {preset.kpoint_spacing} 1/Å"
             ),
             is_dft=True,
             correction_policy="none (raw PBE; no anion or U corrections)",
             description=f"Gnomon's GPAW backend, preset {preset.name!r}: {preset.as_dict()}",
+            protocol=protocol,
         )
 
     def settings_for(self, structure: Structure, preset: Preset, *, is_molecule: bool) -> dict[str, Any]:
@@ -79,17 +89,20 @@ class GPAWBackend:
         symbols = [site.specie.symbol for site in structure]
         mesh = (1, 1, 1) if is_molecule else preset.kpoints_for(structure.lattice.matrix)
         magmoms = initial_magmoms(symbols, is_molecule=is_molecule)
+        n_valence = sum(_valence_electrons(s) for s in symbols)
         return {
             "code": f"GPAW {self.version}",
             "xc": "PBE",
             "mode": "PW",
-            "ecut_eV": preset.cutoff_for(symbols),
+            "ecut_eV": preset.ecut_eV,
             "kpts": list(mesh),
             "kpoint_spacing_inv_A": None if is_molecule else preset.kpoint_spacing,
             "smearing": "fermi-dirac",
             "smearing_eV": preset.molecule_smearing_eV if is_molecule else preset.smearing_eV,
             "scf_energy_eV": preset.scf_energy_eV,
             "scf_maxiter": preset.scf_maxiter,
+            "n_valence_electrons": n_valence,
+            "nbands": nbands_for(n_valence, len(symbols), sum(abs(m) for m in magmoms or [])),
             "spinpol": magmoms is not None,
             "initial_magmoms": magmoms,
             "molecule_in_box": is_molecule,
@@ -114,6 +127,7 @@ class GPAWBackend:
             "xc": "PBE",
             "kpts": {"size": settings["kpts"], "gamma": True},
             "occupations": FermiDirac(width),
+            "nbands": int(settings["nbands"]),
             "convergence": {"energy": settings["scf_energy_eV"]},
             "maxiter": int(settings["scf_maxiter"] * (fallback or {}).get("maxiter_factor", 1)),
             "txt": str(txt),
@@ -252,6 +266,14 @@ def _prerelax(structure: Structure, preset: Preset, workdir: Path) -> tuple[Stru
     start = Structure(relaxed.lattice, structure.species_and_occu, relaxed.frac_coords,
                       site_properties=structure.site_properties)
     return start, {**info, "used": True}
+
+
+@functools.cache
+def _valence_electrons(symbol: str) -> float:
+    """Valence electrons of the element's PBE PAW setup (Ca: 10, with the 3s3p semicore)."""
+    from gpaw.setup import create_setup
+
+    return float(create_setup(symbol, "PBE").Nv)
 
 
 def _setups_description() -> str:

@@ -1,6 +1,6 @@
 """An ML interatomic potential (CHGNet 0.4.2, weights inside the PyPI wheel) as a labelled pre-relaxer and ML energy.
 
-Its energies form their own scheme, ``ML-CHGNet-0.4.2`` (``is_dft=False``): CHGNet is trained on Materials Project
+Its energies form their own scheme, ``ML-CHGNet-0.4.2-<protocol hash>`` (``is_dft=False``): CHGNet is trained on Materials Project
 GGA/GGA+U energies (MP2020-corrected), so its numbers are neither raw PBE nor DFT and must never enter a DFT hull.
 Presets only change the relaxation thresholds (``fmax``, ``max_steps``).
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pymatgen.core import Structure
 
+from catalog.protocols import protocol_hash
 from discovery.dft.base import BackendUnavailable, DFTResult, SchemeSpec
 from discovery.dft.presets import Preset
 
@@ -41,8 +42,12 @@ class CHGNetBackend:
         pass
 
     def scheme_for(self, preset: Preset) -> SchemeSpec:
+        protocol = {"code": f"CHGNet {CHGNET_VERSION}", "weights": "pretrained, shipped in the wheel",
+                    "relaxation": f"FIRE, FrechetCellFilter to fmax {preset.fmax} eV/A", "level": "ML"}
         return SchemeSpec(
-            name=f"ML-CHGNet-{CHGNET_VERSION}",
+            # the protocol's hash in the name, as for every scheme: another fmax is another scheme
+            name=f"ML-CHGNet-{CHGNET_VERSION}-{protocol_hash(protocol)[:6]}",
+            protocol=protocol,
             level_of_theory=f"CHGNet {CHGNET_VERSION} universal potential (trained on MPtrj, GGA/GGA+U)",
             is_dft=False,
             correction_policy="implicit MP2020 (CHGNet learns MP-compatible energies); never mixed with DFT",

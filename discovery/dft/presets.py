@@ -1,17 +1,23 @@
-"""Calculation presets: how hard a backend works for one energy.
+"""Calculation presets: how hard a backend works for one energy. A preset is a *protocol*: every structure of its
+scheme — metals, oxides, molecules — is computed with the same numbers, or energies could not share a hull.
 
-- ``fast``: real DFT with a sparse k-mesh and loose thresholds, for demos and tests (2-atom cells in seconds to a minute).
-  Crystals are pre-relaxed with CHGNet first (``prerelax``): a 4-atom KNaF2 ordering then needed 5 GPAW BFGS steps of
-  about 40 s each on this 2-core machine. The energy is still GPAW's own, at GPAW's own relaxed geometry.
-  Its cutoff still follows the hardest element: at 350 eV LiF's formation energy came out −1.05 eV/atom against −2.92 at
-  520 eV because the F2 molecule is badly under-converged, so O/F/N raise the cutoff even in ``fast``.
-- ``standard``: converged settings for production. Variable-cell relaxations with oxygen need 600–800 eV (Pulay stress
-  shrank cubic SrTiO3 to a = 3.64 Å at 400 eV), hence 700 eV when O/F/N are present.
+- ``fast``: real DFT with a sparse k-mesh and loose thresholds, for demos and tests. One cutoff for every structure
+  (500 eV: at 350 eV LiF's formation energy came out −1.05 eV/atom against −2.92 at 520 eV, because the F2 molecule is
+  badly under-converged; and 350 → 500 eV moved Mg metal by 110 meV/atom, an error that does not cancel against
+  MgO computed at 500). Crystals are pre-relaxed with CHGNet first (``prerelax``): only the starting geometry changes,
+  the energy is GPAW's own at GPAW's own relaxed geometry. Its measured error: ``benchmarks/results/dft_convergence.json``.
+- ``standard``: the production protocol, its numbers from the same convergence study (formation energies within
+  10 meV/atom of a tighter protocol); 700 eV also keeps Pulay stress small in variable-cell relaxations with oxygen
+  (cubic SrTiO3 shrank to a = 3.64 Å at 400 eV).
 - ``bootstrap``: exactly the settings of the shared GPAW-PBE bootstrap set (520 eV everywhere, 0.25 Å⁻¹ k-spacing,
   Fermi–Dirac 0.05 eV, 0.01 eV for molecules, SCF 1e-5 eV, BFGS + FrechetCellFilter to 0.05 eV/Å, ≤ 60 steps), so its
   energies can be reproduced and extended consistently.
 
 k-point spacing is in Å⁻¹ *including* the 2π: n_i = ceil(2π·|b_i| / spacing) with b_i the reciprocal vectors without 2π.
+Bands: ``nbands_for`` (the VASP default rule), which always leaves empty bands — GPAW's own default caps the count at
+the bound partial waves and gave one-atom Ca, Sr and Ba cells no empty band at all.
+Spin: ferromagnetic start from ``MAGNETIC_MOMENTS`` for magnetic elements (one ordering); no +U: campaigns over the
+oxides and fluorides the Materials Project treats with +U are refused on GPAW (``PLUS_U_ELEMENTS``).
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Elements whose PAW setups need a higher plane-wave cutoff than the preset's default (eV).
-HARD_ELEMENTS = ("O", "F", "N", "H", "C")
+# The Materials Project applies GGA+U to oxides and fluorides of these elements (MPRelaxSet's U values). A protocol
+# without +U puts their energies on another footing than MP's, and the GGA error for localised d electrons does not
+# cancel against the metals: GPAW campaigns over these chemistries are refused until +U is part of the protocol.
+PLUS_U_ELEMENTS = ("Co", "Cr", "Fe", "Mn", "Mo", "Ni", "V", "W")
+PLUS_U_ANIONS = ("O", "F")
 
 # Initial magnetic moments (μB/atom) for elements that may order magnetically; their compounds are spin-polarised.
 MAGNETIC_MOMENTS: dict[str, float] = {
@@ -40,15 +49,14 @@ MOLECULE_MOMENTS: dict[str, float] = {"O": 1.0}
 @dataclass(frozen=True)
 class Preset:
     name: str
-    ecut_eV: float  # plane-wave cutoff when no hard element is present
-    ecut_hard_eV: float  # cutoff when any of HARD_ELEMENTS is present
+    ecut_eV: float  # plane-wave cutoff, the same for every structure of the scheme
     kpoint_spacing: float  # Å⁻¹ including 2π
     smearing_eV: float  # Fermi–Dirac width, solids
     molecule_smearing_eV: float
     scf_energy_eV: float  # SCF energy convergence criterion
     scf_maxiter: int
-    fmax: float  # eV/Å, relaxation stops below it
-    max_steps: int  # ionic steps (positions + cell)
+    fmax: float  # eV/Å (and the cell filter's stress in the same units), relaxation stops below it
+    max_steps: int  # ionic steps (positions + cell); a relaxation that does not converge within it is retried once
     relax: bool = True
     relax_cell: bool = True
     final_single_point: bool = True
@@ -65,10 +73,6 @@ class Preset:
         )
     )
 
-    def cutoff_for(self, elements: Iterable[str]) -> float:
-        """Plane-wave cutoff (eV) following the hardest element present."""
-        return self.ecut_hard_eV if any(el in HARD_ELEMENTS for el in elements) else self.ecut_eV
-
     def kpoints_for(self, cell: np.ndarray, pbc: tuple[bool, bool, bool] = (True, True, True)) -> tuple[int, int, int]:
         """Γ-centred Monkhorst–Pack mesh with at most ``kpoint_spacing`` between points (Å⁻¹, 2π included)."""
         reciprocal = np.linalg.inv(np.asarray(cell, dtype=float)).T  # rows b_i with a_i·b_j = δ_ij (no 2π)
@@ -77,11 +81,31 @@ class Preset:
             mesh.append(max(1, math.ceil(2 * math.pi * float(np.linalg.norm(b)) / self.kpoint_spacing)) if periodic else 1)
         return (mesh[0], mesh[1], mesh[2])
 
+    def protocol(self) -> dict:
+        """Every number that decides an energy (a scheme stores it and its hash). The step budget and the time limit
+        are left out: they decide whether a run finishes, not what a finished run gives."""
+        return {
+            "ecut_eV": self.ecut_eV,
+            "kpoint_spacing_inv_A": self.kpoint_spacing,
+            "kpoint_mesh": "Gamma-centred Monkhorst-Pack",
+            "smearing": "fermi-dirac",
+            "smearing_eV": self.smearing_eV,
+            "molecule_smearing_eV": self.molecule_smearing_eV,
+            "molecule_box_A": list(self.molecule_box),
+            "scf_energy_eV": self.scf_energy_eV,
+            "scf_fallbacks": list(self.scf_fallbacks),
+            "relaxation": ("none" if not self.relax else
+                           f"BFGS{', FrechetCellFilter' if self.relax_cell else ''} to fmax {self.fmax} eV/A"),
+            "final_single_point": self.final_single_point,
+            "bands": BAND_RULE,
+            "spin": SPIN_POLICY,
+            "plus_u": PLUS_U_POLICY,
+        }
+
     def as_dict(self) -> dict:
         return {
             "name": self.name,
             "ecut_eV": self.ecut_eV,
-            "ecut_hard_eV": self.ecut_hard_eV,
             "kpoint_spacing_inv_A": self.kpoint_spacing,
             "smearing_eV": self.smearing_eV,
             "molecule_smearing_eV": self.molecule_smearing_eV,
@@ -97,17 +121,34 @@ class Preset:
         }
 
 
+BAND_RULE = "max(nint(N_el + 2)/2 + max(N_atoms/2, 3), int(0.6 N_el)) + N_unpaired (VASP's default; N_el from the setups)"
+SPIN_POLICY = "spin-polarised, ferromagnetic start (MAGNETIC_MOMENTS) when a magnetic element is present; O2 triplet"
+PLUS_U_POLICY = "none; GPAW campaigns over oxides/fluorides of Co, Cr, Fe, Mn, Mo, Ni, V, W are refused"
+
+
+def nbands_for(n_valence: float, n_atoms: int, n_unpaired: float = 0.0) -> int:
+    """Bands to compute: VASP's default rule, which always leaves empty bands (at least one; ~20% for metals)."""
+    occupied_plus = round(n_valence + 2) / 2 + max(n_atoms / 2, 3)
+    return int(math.ceil(max(occupied_plus, int(0.6 * n_valence)) + n_unpaired))
+
+
+def needs_plus_u(elements: Iterable[str]) -> list[str]:
+    """The +U elements of a chemistry the Materials Project treats with GGA+U (an O or F compound of them)."""
+    elements = set(elements)
+    return sorted(elements & set(PLUS_U_ELEMENTS)) if elements & set(PLUS_U_ANIONS) else []
+
+
 PRESETS: dict[str, Preset] = {
     "fast": Preset(
-        name="fast", ecut_eV=350.0, ecut_hard_eV=500.0, kpoint_spacing=0.5, smearing_eV=0.1, molecule_smearing_eV=0.01,
+        name="fast", ecut_eV=500.0, kpoint_spacing=0.5, smearing_eV=0.1, molecule_smearing_eV=0.01,
         scf_energy_eV=1e-4, scf_maxiter=200, fmax=0.05, max_steps=30, time_limit_s=1800, prerelax=True,
     ),
     "standard": Preset(
-        name="standard", ecut_eV=520.0, ecut_hard_eV=700.0, kpoint_spacing=0.22, smearing_eV=0.05,
+        name="standard", ecut_eV=700.0, kpoint_spacing=0.22, smearing_eV=0.05,
         molecule_smearing_eV=0.01, scf_energy_eV=1e-5, scf_maxiter=300, fmax=0.03, max_steps=100, time_limit_s=6 * 3600,
     ),
     "bootstrap": Preset(
-        name="bootstrap", ecut_eV=520.0, ecut_hard_eV=520.0, kpoint_spacing=0.25, smearing_eV=0.05,
+        name="bootstrap", ecut_eV=520.0, kpoint_spacing=0.25, smearing_eV=0.05,
         molecule_smearing_eV=0.01, scf_energy_eV=1e-5, scf_maxiter=300, fmax=0.05, max_steps=60, time_limit_s=3 * 3600,
     ),
 }  # fmt: skip

@@ -16,7 +16,8 @@ from pymatgen.core import Element, Lattice, Species, Structure
 
 MOLECULES: dict[str, float] = {"H": 0.75, "N": 1.10, "O": 1.21, "F": 1.42, "Cl": 1.99, "Br": 2.28, "I": 2.67}  # bond, Å
 
-# Ground-state lattices: (prototype, a [Å], c [Å] for hcp).
+# Ground-state lattices: (prototype, a [Å], c [Å] for hcp, graphite and the trigonal chains). Carbon's is graphite:
+# PBE puts it below diamond, and a diamond reference would make every carbide look too stable.
 ELEMENT_LATTICES: dict[str, tuple[str, float, float | None]] = {
     "Li": ("bcc", 3.44, None), "Na": ("bcc", 4.23, None), "K": ("bcc", 5.23, None), "Rb": ("bcc", 5.59, None),
     "Cs": ("bcc", 6.05, None), "Ba": ("bcc", 5.02, None), "V": ("bcc", 3.03, None), "Cr": ("bcc", 2.88, None),
@@ -28,7 +29,7 @@ ELEMENT_LATTICES: dict[str, tuple[str, float, float | None]] = {
     "Mg": ("hcp", 3.21, 5.21), "Zn": ("hcp", 2.66, 4.95), "Be": ("hcp", 2.29, 3.58), "Ti": ("hcp", 2.95, 4.68),
     "Zr": ("hcp", 3.23, 5.15), "Hf": ("hcp", 3.19, 5.05), "Sc": ("hcp", 3.31, 5.27), "Y": ("hcp", 3.65, 5.73),
     "Co": ("hcp", 2.51, 4.07), "Cd": ("hcp", 2.98, 5.62), "Ru": ("hcp", 2.71, 4.28), "Os": ("hcp", 2.73, 4.32),
-    "C": ("diamond", 3.57, None), "Si": ("diamond", 5.43, None), "Ge": ("diamond", 5.66, None),
+    "C": ("graphite", 2.464, 6.711), "Si": ("diamond", 5.43, None), "Ge": ("diamond", 5.66, None),
     "Sn": ("diamond", 6.49, None),
     "Se": ("trigonal", 4.366, 4.954), "Te": ("trigonal", 4.457, 5.929),
 }  # fmt: skip
@@ -83,6 +84,9 @@ def elemental_reference(element: str, box: tuple[float, float, float] = (9.0, 9.
         structure = Structure(_fcc(a), [element], [[0, 0, 0]])
     elif kind == "hcp":
         structure = Structure(Lattice.hexagonal(a, c), [element, element], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    elif kind == "graphite":  # Bernal (AB) stacking, P6_3/mmc
+        structure = Structure(Lattice.hexagonal(a, c), [element] * 4,
+                              [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
     elif kind == "trigonal":
         x = TRIGONAL_CHAIN_X[element]
         structure = Structure(Lattice.hexagonal(a, c), [element] * 3, [[x, 0, 1 / 3], [0, x, 2 / 3], [-x, -x, 0]])

@@ -22,6 +22,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
+from catalog.protocols import MATERIALS_PROJECT_GGA_U
 from discovery.dft.base import DFTError, DFTResult, PhysicsError, ResultParseError, SchemeSpec, TransientDFTError
 from discovery.dft.presets import Preset
 
@@ -172,6 +173,7 @@ class VaspBackend:
             is_dft=True,
             correction_policy="MP2020 (MaterialsProject2020Compatibility, anion and U corrections)",
             description="Materials Project compatible VASP energies",
+            protocol=MATERIALS_PROJECT_GGA_U,
         )
 
     def job_script(self, name: str, preset: Preset) -> str:

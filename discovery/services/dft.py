@@ -21,6 +21,7 @@ retry with back-off). Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import socket
@@ -82,8 +83,8 @@ def ensure_scheme_for(spec: SchemeSpec) -> Scheme:
     from catalog.services.energies import ensure_scheme
 
     return ensure_scheme(
-        spec.name, spec.kind, level_of_theory=spec.level_of_theory[:200], is_dft=spec.is_dft,
-        correction_policy=spec.correction_policy[:200], description=spec.description,
+        spec.name, spec.kind, protocol=spec.protocol or None, level_of_theory=spec.level_of_theory[:200],
+        is_dft=spec.is_dft, correction_policy=spec.correction_policy[:200], description=spec.description,
     )
 
 
@@ -149,14 +150,15 @@ def create_job(
                 .exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED]).get())
 
 
-def enqueue_job(job: DFTJob) -> None:
-    """Send the job to the ``dft`` queue once the current transaction commits, with its preset's time limit."""
+def enqueue_job(job: DFTJob, countdown: float | None = None) -> None:
+    """Send the job to the ``dft`` queue once the current transaction commits, with its preset's time limit
+    (``countdown``: not before so many seconds, e.g. once the sending worker has let go of the job's lock)."""
     from discovery.tasks import run_dft_job
 
     limit = get_preset(job.preset).time_limit_s
     job_id = job.pk
     transaction.on_commit(
-        lambda: run_dft_job.apply_async((job_id,), time_limit=limit + 60, soft_time_limit=limit)
+        lambda: run_dft_job.apply_async((job_id,), time_limit=limit + 60, soft_time_limit=limit, countdown=countdown)
     )
 
 
@@ -297,9 +299,23 @@ def execute_job(job_id: int, *, final_attempt: bool = True, worker_host: str | N
         workdir = Path(settings.GNOMON_DFT_WORKDIR) / f"job-{job.pk}-attempt-{job.attempts}"
         if workdir.exists():
             shutil.rmtree(workdir)
-        result = backend.run(structure, preset, workdir=workdir, is_molecule=bool(job.settings.get("is_molecule")))
+        budget = int(job.settings.get(STEP_BUDGET_FACTOR, 1))
+        start = Structure.from_dict(job.settings["restart_structure"]) if "restart_structure" in job.settings else structure
+        result = backend.run(start, dataclasses.replace(preset, max_steps=preset.max_steps * budget), workdir=workdir,
+                             is_molecule=bool(job.settings.get("is_molecule")))
+        try:
+            require_converged(result, preset, budget)
+        except RelaxationNotConverged as unconverged:
+            unconverged.structure = result.structure  # the retry starts where this relaxation stopped
+            raise
         complete_job(job.pk, result, scheme=scheme, wall_time_s=time.perf_counter() - t0)
         return JobOutcome(job.pk, DFTJob.State.SUCCEEDED, "succeeded")
+    except RelaxationNotConverged as exc:
+        if int(job.settings.get(STEP_BUDGET_FACTOR, 1)) == 1:
+            retry_with_larger_budget(job.pk, exc, wall_time_s=time.perf_counter() - t0)
+            return JobOutcome(job.pk, DFTJob.State.QUEUED, "requeued: relaxation not converged, larger step budget")
+        fail_job(job.pk, exc, wall_time_s=time.perf_counter() - t0)
+        return JobOutcome(job.pk, DFTJob.State.FAILED, f"failed: {type(exc).__name__}")
     except BaseException as exc:
         if _is_soft_time_limit(exc):
             exc = JobTimeLimitExceeded(f"ran past the {job.preset!r} preset's time limit of "
@@ -316,6 +332,41 @@ def execute_job(job_id: int, *, final_attempt: bool = True, worker_host: str | N
         return JobOutcome(job.pk, DFTJob.State.FAILED, f"failed: {type(exc).__name__}")
     finally:
         _unlock(job_id)
+
+
+STEP_BUDGET_FACTOR = "step_budget_factor"  # DFTJob.settings: the relaxation's step budget × this (2 on its retry)
+
+
+class RelaxationNotConverged(DFTError):
+    """The relaxation stopped at its step limit with forces or stress above the threshold: the energy belongs to no
+    minimum, so it never enters a hull. Retried once, from where it stopped, with twice the steps."""
+
+
+def require_converged(result: DFTResult, preset, budget: int = 1) -> None:
+    """Only converged results enter a hull: a relaxation that says it did not converge raises."""
+    if preset.relax and result.relaxation.get("converged") is False:
+        raise RelaxationNotConverged(
+            f"relaxation of {result.structure.composition.reduced_formula} did not reach fmax {preset.fmax} eV/Å "
+            f"within {preset.max_steps * budget} steps ({result.relaxation.get('steps')} taken)"
+        )
+
+
+def retry_with_larger_budget(job_id: int, exc: RelaxationNotConverged, *, wall_time_s: float) -> None:
+    """Queue the job again with twice the step budget, starting from where the relaxation stopped."""
+    restart = getattr(exc, "structure", None)
+    with transaction.atomic():
+        job = DFTJob.objects.select_for_update().get(pk=job_id)
+        if job.state != DFTJob.State.RUNNING:
+            return
+        job.settings = {**job.settings, STEP_BUDGET_FACTOR: 2,
+                        **({"restart_structure": restart.as_dict()} if restart is not None else {})}
+        job.state = DFTJob.State.QUEUED
+        job.wall_time_s = wall_time_s
+        job.error_class = type(exc).__name__
+        job.error_message = f"retrying with twice the step budget: {exc}"
+        job.log_excerpt = _clip(f"[attempt {job.attempts}] {exc}; queued again with twice the steps\n" + job.log_excerpt)
+        job.save(update_fields=["settings", "state", "wall_time_s", "error_class", "error_message", "log_excerpt"])
+        enqueue_job(job, countdown=5)  # this worker still holds the job's lock until execute_job returns
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -387,6 +438,7 @@ def complete_job(job_id: int, result: DFTResult, *, scheme: Scheme, wall_time_s:
             data={k: summary[k] for k in ("settings", "scf", "relaxation", "timings", "peak_memory_mb", "structure")}
             | {"label": job.settings.get("label", ""), "dft_job": job.pk},
             update_hull=False,
+            protocol_hash=result.scheme.protocol_hash or None,  # refused unless it is the scheme's (ProtocolMismatch)
         )
         elements = sorted({el.symbol for el in result.structure.composition.elements})
         if len(elements) == 1 and scheme.kind == Scheme.Kind.TOTAL_ENERGY:

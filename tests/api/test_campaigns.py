@@ -10,7 +10,7 @@ from discovery.models import Campaign, CampaignRound
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/campaigns/"
-LAUNCH = {"name": "li-fe-o", "elements": ["Li", "Fe", "O"], "max_elements": 3, "pipelines": ["structural"]}
+LAUNCH = {"name": "li-zn-o", "elements": ["Li", "Zn", "O"], "max_elements": 3, "pipelines": ["structural"]}
 
 
 def token_for(username: str, staff: bool) -> str:
@@ -50,7 +50,7 @@ def test_staff_launch_queues_the_campaign_after_commit(client, django_capture_on
         response = client.post(URL, LAUNCH, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["status"] == "queued" and body["launched_by"] == "root" and body["elements"] == ["Fe", "Li", "O"]
+    assert body["status"] == "queued" and body["launched_by"] == "root" and body["elements"] == ["Li", "O", "Zn"]
     assert Campaign.objects.get(pk=body["id"]).status == Campaign.Status.QUEUED
     assert len(callbacks) == 1  # the engine is nudged only once the row is committed
 

@@ -21,7 +21,8 @@ TOY_ELEMENT_ENERGY = {"Na": -1.3, "Cl": -1.8, "Li": -1.9, "O": -4.9, "Mg": -1.6,
 class SlowFakeBackend:
     """Sleeps ``GNOMON_TEST_DFT_SLEEP`` seconds, then returns a toy energy: a stand-in for a long DFT run.
 
-    Structures whose first site has the property ``fail`` ("physics" or "transient") raise the matching error.
+    Structures with the property ``fail`` ("physics" or "transient") raise the matching error; "unconverged" returns
+    a relaxation that stopped at its step limit.
     """
 
     name = "slow-fake"
@@ -47,9 +48,12 @@ class SlowFakeBackend:
         energy = sum(TOY_ELEMENT_ENERGY.get(el.symbol, -1.0) * amt for el, amt in comp.items())
         if len(comp.elements) > 1:
             energy -= 1.0 * comp.num_atoms
+        # "unconverged": the relaxation used up its step budget (the structure keeps the property, so it always does)
+        relaxation = {"converged": failure != "unconverged", "steps": preset.max_steps if failure else 3}
         return DFTResult(energy_total=float(energy), structure=structure, initial_structure=structure,
                          scheme=self.scheme_for(preset), settings={"fake": True, "preset": preset.name},
-                         scf={"converged": True}, timings={"total_s": 0.0}, log_excerpt="fake run")
+                         scf={"converged": True}, relaxation=relaxation, timings={"total_s": 0.0},
+                         log_excerpt="fake run")
 
 
 register_backend("slow-fake", SlowFakeBackend)

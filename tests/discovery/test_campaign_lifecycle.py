@@ -17,7 +17,7 @@ from discovery.services.campaigns import (
 
 pytestmark = pytest.mark.django_db
 
-SETTINGS = {"name": "LiFeO", "elements": ["Li", "Fe", "O"], "rounds": 2}
+SETTINGS = {"name": "LiZnO", "elements": ["Li", "Zn", "O"], "rounds": 2}
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ def test_fast_preset_relaxes_nacl_with_real_dft(tmp_path):
                                       [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
     result = get_backend("gpaw").run(start, get_preset("fast"), workdir=tmp_path)
 
-    assert result.scheme.name == "GPAW-PBE-fast" and result.scheme.is_dft
-    assert result.settings["ecut_eV"] == 350.0 and result.settings["kpts"] == [4, 4, 4]
+    assert result.scheme.name.startswith("GPAW-PBE-fast-") and result.scheme.is_dft
+    assert result.settings["ecut_eV"] == 500.0 and result.settings["kpts"] == [4, 4, 4]
+    assert result.settings["nbands"] > result.settings["n_valence_electrons"] / 2  # empty bands
     assert result.settings["spinpol"] is False and result.settings["xc"] == "PBE"
     assert result.scf["final"]["converged"] and result.scf["final"]["iterations"] > 0
     # a squeezed cell (a = 5.55 Å) expands towards PBE's 5.68 Å
@@ -58,13 +59,27 @@ def test_bootstrap_preset_reproduces_the_shared_gpaw_set(label, shared_data_dir,
     assert difference < 0.005, f"{label}: {result.energy_per_atom:.5f} vs {reference.energy_per_atom:.5f} eV/atom"
 
 
-def test_scheme_names_per_preset_and_the_seed_sets_scheme():
+def test_scheme_names_carry_the_protocol_hash():
+    from catalog.protocols import GPAW_BOOTSTRAP_SET, protocol_hash
+
     backend = get_backend("gpaw")
-    assert backend.scheme_for(get_preset("fast")).name == "GPAW-PBE-fast"
-    assert backend.scheme_for(get_preset("standard")).name == "GPAW-PBE-standard"
-    # the shared seed set loads into GPAW-PBE-bootstrap; jobs with the matching preset extend that same hull
-    assert backend.scheme_for(get_preset("bootstrap")).name == "GPAW-PBE-bootstrap"
-    assert all(backend.scheme_for(get_preset(p)).is_dft for p in ("fast", "standard", "bootstrap"))
+    specs = {p: backend.scheme_for(get_preset(p)) for p in ("fast", "standard", "bootstrap")}
+    for name, spec in specs.items():
+        assert spec.is_dft and spec.name == f"GPAW-PBE-{name}-{protocol_hash(spec.protocol)[:6]}"
+        assert spec.protocol["setups"] and spec.protocol["code"].startswith("GPAW")
+    # the shared seed set was computed with Debian's setups and GPAW's default bands: another protocol, another scheme
+    assert specs["bootstrap"].protocol_hash != protocol_hash(GPAW_BOOTSTRAP_SET)
+    assert specs["bootstrap"].name != "GPAW-PBE-bootstrap"
+
+
+def test_one_atom_alkaline_earth_cells_get_empty_bands():
+    backend = get_backend("gpaw")
+    for element, a in (("Ca", 5.58), ("Sr", 6.08), ("Ba", 5.02)):
+        structure = Structure.from_spacegroup("Fm-3m" if element != "Ba" else "Im-3m", Lattice.cubic(a), [element],
+                                              [[0, 0, 0]]).get_primitive_structure()
+        settings = backend.settings_for(structure, get_preset("fast"), is_molecule=False)
+        assert settings["n_valence_electrons"] == 10  # 3s3p4s (Ca), 4s4p5s (Sr), 5s5p6s (Ba) in the PBE setups
+        assert settings["nbands"] >= 9  # GPAW's own default was 5: every state filled, none empty
 
 
 class _ExplodingPotential:

@@ -24,7 +24,7 @@ def _fake_backend(settings, dft_workdir, monkeypatch):
     settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
     monkeypatch.setenv("GNOMON_TEST_DFT_SLEEP", "0")
     sent: list[int] = []
-    monkeypatch.setattr(dft, "enqueue_job", lambda job: sent.append(job.pk))
+    monkeypatch.setattr(dft, "enqueue_job", lambda job, countdown=None: sent.append(job.pk))
     return sent
 
 
@@ -101,6 +101,24 @@ def test_physics_failure_is_recorded_and_not_retried():
     assert "SCF did not converge" in job.error_message and "not retried" in job.error_message
     assert candidate.status == Candidate.Status.FAILED
     assert not EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").exists()
+
+
+def test_an_unconverged_relaxation_is_retried_once_with_more_steps_and_never_reaches_a_hull(_fake_backend):
+    candidate = _candidate(_nacl(fail="unconverged"))
+    job = dft.create_job(candidate=candidate, backend=BACKEND, preset="fast")
+    outcome = dft.execute_job(job.pk)
+    job.refresh_from_db()
+    assert outcome.state == DFTJob.State.QUEUED and job.state == DFTJob.State.QUEUED
+    assert job.settings["step_budget_factor"] == 2 and "restart_structure" in job.settings
+    assert job.error_class == "RelaxationNotConverged" and "within 30 steps" in job.error_message
+    assert _fake_backend[-1] == job.pk  # sent again
+    outcome = dft.execute_job(job.pk)
+    job.refresh_from_db()
+    candidate.refresh_from_db()
+    assert outcome.state == DFTJob.State.FAILED and job.state == DFTJob.State.FAILED and job.attempts == 2
+    assert "within 60 steps" in job.error_message and candidate.status == Candidate.Status.FAILED
+    assert not EnergyRecord.objects.filter(source_key=f"dftjob:{job.pk}").exists()
+    assert not HullEntry.objects.filter(energy_record__source_key=f"dftjob:{job.pk}").exists()
 
 
 def test_transient_failure_goes_back_to_queued_then_fails_when_retries_run_out():

@@ -38,7 +38,7 @@ def member(db):
 
 @pytest.fixture
 def campaign(staff):
-    return create_campaign({"name": "security-probe", "elements": ["Li", "Mn", "O"], "rounds": 2}, user=staff)
+    return create_campaign({"name": "security-probe", "elements": ["Li", "Zn", "O"], "rounds": 2}, user=staff)
 
 
 @pytest.fixture
