@@ -131,30 +131,25 @@ def summarise(runs: dict[str, dict], structures: dict[str, Any]) -> None:
 
     smear = REFERENCE["smearing_eV"]
     metrics: dict[str, Any] = {"n_structures": len(ELEMENTS) + len(COMPOUNDS), "n_single_points": len(runs)}
-    # cutoff scan: max |ΔEf| over the compounds, per cutoff, against the highest cutoff
+    def scan(points: list[tuple[str, dict[str, float]]], ref: dict[str, float]) -> dict[str, dict]:
+        """Per scan point: max |ΔEf| (eV/atom) over the compounds against ``ref``, the worst one and every ΔEf."""
+        rows = {}
+        for key, energies in points:
+            ef = formation_energies(energies, structures)
+            errors = {c: round(ef[c] - ref[c], 4) for c in sorted(set(ef) & set(ref))}
+            if errors:
+                rows[key] = {"n": len(errors), "max_abs_dEf_eV_per_atom": max(abs(v) for v in errors.values()),
+                             "worst": max(errors, key=lambda c: abs(errors[c])), "dEf": errors}
+        return rows
+
     ref = formation_energies(energies_at(CUTOFFS_EV[-1], CUTOFF_SCAN_K, smear), structures)
-    cutoff_rows = {}
-    for ecut in CUTOFFS_EV[:-1]:
-        ef = formation_energies(energies_at(ecut, CUTOFF_SCAN_K, smear), structures)
-        common = sorted(set(ef) & set(ref))
-        if common:
-            errors = {c: round(ef[c] - ref[c], 4) for c in common}
-            cutoff_rows[str(ecut)] = {"n": len(common), "max_abs_dEf_eV_per_atom": max(abs(v) for v in errors.values()),
-                                      "worst": max(errors, key=lambda c: abs(errors[c])), "dEf": errors}
+    cutoff_rows = scan([(str(e), energies_at(e, CUTOFF_SCAN_K, smear)) for e in CUTOFFS_EV[:-1]], ref)
     metrics["cutoff_scan"] = {"kpoint_spacing": CUTOFF_SCAN_K, "reference_ecut_eV": CUTOFFS_EV[-1], "by_cutoff": cutoff_rows}
     converged = [int(e) for e, row in cutoff_rows.items()
                  if row["max_abs_dEf_eV_per_atom"] <= TOLERANCE_EV_PER_ATOM and row["n"] == len(COMPOUNDS)]
     metrics["cutoff_converged_eV"] = min(converged) if converged else None
-    # k scan
     ref_k = formation_energies(energies_at(KSCAN_CUTOFF_EV, KSPACINGS[-1], smear), structures)
-    k_rows = {}
-    for k in KSPACINGS[:-1]:
-        ef = formation_energies(energies_at(KSCAN_CUTOFF_EV, k, smear), structures)
-        common = sorted(set(ef) & set(ref_k))
-        if common:
-            errors = {c: round(ef[c] - ref_k[c], 4) for c in common}
-            k_rows[str(k)] = {"n": len(common), "max_abs_dEf_eV_per_atom": max(abs(v) for v in errors.values()),
-                              "worst": max(errors, key=lambda c: abs(errors[c])), "dEf": errors}
+    k_rows = scan([(str(k), energies_at(KSCAN_CUTOFF_EV, k, smear)) for k in KSPACINGS[:-1]], ref_k)
     metrics["kpoint_scan"] = {"ecut_eV": KSCAN_CUTOFF_EV, "reference_spacing": KSPACINGS[-1], "by_spacing": k_rows}
     # the protocols against the reference protocol
     ref_p = formation_energies(energies_at(REFERENCE["ecut_eV"], REFERENCE["kpoint_spacing"], smear), structures)

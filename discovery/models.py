@@ -78,13 +78,18 @@ class CampaignRound(models.Model):
     n_dft_failed = models.PositiveIntegerField(default=0)
     n_new_stable = models.PositiveIntegerField(default=0)
     n_new_on_hull = models.PositiveIntegerField(default=0)
-    hit_rate = models.FloatField(null=True, blank=True, help_text="DFT-verified stable / DFT completed")
+    hit_rate = models.FloatField(null=True, blank=True, help_text="confirmed stable / confirmed verdicts")
     model_mae = models.FloatField(null=True, blank=True, help_text="eV/atom on this round's DFT results")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
     timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
     acquisition = models.JSONField(default=dict, blank=True, help_text="the acquisition rule this round's screen used")
     generation = models.JSONField(
         default=dict, blank=True, help_text="what generation did: parents, compositions, chunks, skipped parents, dedup"
+    )
+    verdicts = models.JSONField(
+        default=dict, blank=True,
+        help_text="confirmed / provisional counts of the round's verified candidates, rediscovered vs novel, missing "
+                  "competitors (hit rate and new-stable count confirmed verdicts only)",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,7 @@ from django.db.models import Count, Q, Sum
 from catalog.formats import structure_to_format
 from catalog.models import ChemsysHull, EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
 from catalog.selectors import search_materials
+from catalog.verdicts import stability_verdict
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
 
 logger = logging.getLogger(__name__)
@@ -268,7 +269,10 @@ def material_page(material: Material) -> dict:
         "energies": energies,
         "hull_entry": hull_entry,
         "hull_scheme": hull_scheme,
-        "decomposition": decomposition_rows(hull_entry),
+        "verdict": stability_verdict(hull_entry) if hull_entry is not None and hull_entry.e_above_hull is not None
+        else None,
+        # a stable phase is its own "decomposition": list what it was judged against instead (the verdict's)
+        "decomposition": [] if hull_entry is not None and hull_entry.is_stable else decomposition_rows(hull_entry),
         "origins": origins,
         "trails": campaign_trails(material, origins),
         "viewer_cif": structure_to_format(structure, "cif")[0].decode(),

@@ -249,19 +249,38 @@ def wait_for_jobs(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig
 
 
 def fold(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
-    """Energies entered the hulls as each job succeeded; here the round's metrics are read off the updated hulls."""
-    jobs = list(round_jobs(rnd).select_related("candidate", "energy_record__hull_entry"))
+    """Energies entered the hulls as each job succeeded; here the round's metrics are read off the updated hulls.
+
+    Only confirmed verdicts count (``catalog.verdicts``: every competing phase has an energy in the scheme): the hit
+    rate is confirmed stable / confirmed, and "new stable" splits into rediscovered (stable in the reference too) and
+    novel. Provisional verdicts are counted apart with the competitors they still miss."""
+    from catalog.verdicts import CONFIRMED, stability_verdict
+
+    jobs = list(round_jobs(rnd).select_related("candidate", "energy_record__hull_entry__scheme"))
     done = [j for j in jobs if j.state == DFTJob.State.SUCCEEDED and j.energy_record_id]
     failed = sum(1 for j in jobs if j.state == DFTJob.State.FAILED)
-    hull_entries = [getattr(j.energy_record, "hull_entry", None) for j in done]
-    on_hull = [h for h in hull_entries if h is not None and h.e_above_hull is not None and h.e_above_hull <= 1e-8]
+    entries = [(j, getattr(j.energy_record, "hull_entry", None)) for j in done]
+    judged = [(j, h, stability_verdict(h)) for j, h in entries if h is not None and h.e_above_hull is not None]
+    confirmed = [(j, h, v) for j, h, v in judged if v.state == CONFIRMED]
+    provisional = [(j, h, v) for j, h, v in judged if v.state != CONFIRMED]
+    on_hull = [(h, v) for _, h, v in confirmed if v.on_hull]
     # "newly stable": below the hull of everything else (negative decomposition energy), not merely touching it.
-    newly_stable = [h for h in on_hull if h.decomposition_energy is not None and h.decomposition_energy < 0]
+    newly_stable = [(h, v) for h, v in on_hull if h.decomposition_energy is not None and h.decomposition_energy < 0]
     errors = [
         abs(j.candidate.predicted_mean - h.formation_energy_per_atom)
-        for j, h in zip(done, hull_entries, strict=True)
+        for j, h in entries
         if h is not None and h.formation_energy_per_atom is not None and j.candidate.predicted_mean is not None
     ]
+    verdicts = {
+        "confirmed": len(confirmed),
+        "provisional": len(provisional),
+        "confirmed_on_hull": len(on_hull),
+        "provisional_on_hull": sum(v.on_hull for _, _, v in provisional),
+        "rediscovered": sum(v.novelty == "rediscovered" for _, v in on_hull),
+        "novel": sum(v.novelty == "novel" for _, v in on_hull),
+        "disagrees_with_reference": sum(v.novelty == "disagrees" for _, v in on_hull),
+        "candidates": [{"formula": j.candidate.formula_reduced, "job": j.pk, **v.as_dict()} for j, _, v in judged],
+    }
     _set_stage(
         rnd,
         "retrain",
@@ -269,10 +288,12 @@ def fold(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
         n_dft_failed=failed,
         n_new_on_hull=len(on_hull),
         n_new_stable=len(newly_stable),
-        hit_rate=(len(on_hull) / len(done)) if done else None,
+        hit_rate=(len(on_hull) / len(confirmed)) if confirmed else None,
         model_mae=mean(errors) if errors else None,
+        verdicts=verdicts,
     )
-    return f"{len(done)} verified, {len(on_hull)} on the hull"
+    return (f"{len(done)} verified: {len(confirmed)} confirmed ({len(on_hull)} on the hull), "
+            f"{len(provisional)} provisional")
 
 
 def retrain(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:

@@ -518,7 +518,7 @@ def missing_elements(scheme: Scheme, elements: Iterable[str]) -> list[str]:
 def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, preset: str,
                       parent: DFTJob | None = None) -> list[int]:
     """Compute missing elemental references of ``structure``'s system in ``scheme`` now (inline, each its own job),
-    and queue the catalog's stable phases of the system when the scheme has no compound there yet.
+    and queue the competing phases of the system that the scheme does not hold yet (``queue_stable_phases``).
 
     Returns the ids of the jobs it created."""
     elements = sorted({el.symbol for el in structure.composition.elements})
@@ -574,24 +574,25 @@ def run_reference_job(ref: ReferenceStructure, *, backend: str, preset: str, ori
 
 def queue_stable_phases(scheme: Scheme, elements: list[str], *, backend: str, preset: str,
                         parent: DFTJob | None = None) -> list[int]:
-    """Queue DFT jobs for the catalog's stable compounds inside ``elements`` when ``scheme`` has none there yet.
+    """Queue DFT jobs for the competing phases of ``elements``'s system that ``scheme`` does not hold yet.
 
-    Each new job records ``reference_for_job`` (the job that needed it), so a campaign round waits for its phases
-    before it reads its hit rate off the hull."""
-    compounds_in_scheme = EnergyRecord.objects.filter(scheme=scheme, elements__contained_by=elements).exclude(
-        chemsys__in=elements
-    )
-    if compounds_in_scheme.exists():
-        return []
-    limit = settings.GNOMON_DFT_MAX_REFERENCE_PHASES
-    stable = (
-        Material.objects.filter(elements__contained_by=elements, nelements__gte=2, is_stable=True)
-        .exclude(energies__scheme=scheme)
-        .order_by("nsites")[:limit]
-    )
+    The competitors come from the one selector, ``catalog.verdicts.competing_phases``: every phase a trusted source
+    places on or within 50 meV/atom of its hull in the system or a subsystem. Those with a catalog crystal of at most
+    ``MAX_COMPETITOR_SITES`` atoms are computed (lowest energy first, at most ``GNOMON_DFT_MAX_REFERENCE_PHASES`` per
+    call); the others stay missing, and the verdicts that need them stay provisional. Each new job records
+    ``reference_for_job`` (the job that needed it), so a campaign round waits for its phases before it reads its hit
+    rate off the hull."""
+    from catalog.verdicts import competing_phases
+
+    computed = set(EnergyRecord.objects.filter(scheme=scheme, material__isnull=False).values_list("material_id",
+                                                                                                   flat=True))
+    wanted = [c for c in competing_phases("-".join(sorted(elements)), exclude_scheme=scheme)
+              if c.computable and c.material_id not in computed]
     ids = []
-    for material in stable:
-        job = create_job(material=material, backend=backend, preset=preset, label=f"{material.public_id} reference",
+    for competitor in wanted[: settings.GNOMON_DFT_MAX_REFERENCE_PHASES]:
+        material = Material.objects.get(pk=competitor.material_id)
+        job = create_job(material=material, backend=backend, preset=preset,
+                         label=f"{material.public_id} competing phase {competitor.formula}",
                          reference_for=parent.pk if parent is not None else None)
         if job.state == DFTJob.State.QUEUED:
             enqueue_job(job)

@@ -88,3 +88,40 @@ def test_a_killed_dft_pool_process_is_rerun_once_while_every_dft_slot_is_busy(ca
     job = DFTJob.objects.get(pk=victim_job)
     assert job.state == DFTJob.State.SUCCEEDED and job.attempts >= 2, (job.attempts, job.log_excerpt)
     assert recovery_s < 400
+
+
+# Campaigns of the acceptance matrix that fit the test suite: each pipeline, a ternary and a quaternary space, small and
+# larger cells, the issue's own K–Zn–F configuration, verified by the ML backend (CHGNet) on prefork workers.
+MATRIX = {
+    "k-zn-f": {"elements": ["K", "Zn", "F"], "pipelines": ["structural", "compositional"], "max_atoms": 7},
+    "li-na-k-cl": {"elements": ["Li", "Na", "K", "Cl"], "max_elements": 4, "pipelines": ["compositional"],
+                   "max_atoms": 12},
+    "rb-br": {"elements": ["Rb", "Br"], "max_elements": 2, "pipelines": ["structural"], "max_atoms": 4},
+}
+
+
+def test_matrix_campaigns_complete_with_the_ml_verifier_on_the_production_layout(campaign_env):
+    var, staff = campaign_env
+    log = var / "worker.log"
+    campaigns = [
+        create_campaign({**TINY, "name": f"matrix-{name}", "rounds": 1, "candidates_per_round": 40, "dft_per_round": 1,
+                         "dft_backend": "ml", **settings}, user=staff, launch=True)
+        for name, settings in MATRIX.items()
+    ]
+    main = support.start_worker("main", log, var, queues=WORKER_QUEUES["main"], concurrency=2,
+                                extra_env={"GNOMON_GENERATION_CHUNK_PARENTS": "4"})
+    dft = support.start_worker("dft", log, var, queues=WORKER_QUEUES["dft"], concurrency=1)
+    try:
+        for campaign in campaigns:
+            support.wait_for(support.campaign_finished(campaign), 600, f"campaign {campaign.name} to finish", log)
+    finally:
+        support.stop(dft)
+        support.stop(main)
+    for campaign in campaigns:
+        campaign.refresh_from_db()
+        assert campaign.status == Campaign.Status.COMPLETED, (campaign.name, campaign.error)
+        rnd = campaign.rounds.get()
+        assert rnd.stage == "done" and rnd.n_generated > 0, campaign.name
+        assert rnd.n_dft_done + rnd.n_dft_failed == rnd.n_selected, campaign.name
+        assert GenerationChunk.objects.filter(round=rnd, state="done").count() == rnd.generation["chunks"]
+    assert "daemonic processes" not in log.read_text(errors="replace")

@@ -131,7 +131,7 @@ def test_sorting_and_pagination_without_count(client, catalog):
 
 
 def test_material_page(client, campaign, django_assert_max_num_queries):
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(13):  # 3 for the verdict: competitors, the scheme's energies, MP's row
         response = client.get("/materials/gn-000008/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -142,6 +142,7 @@ def test_material_page(client, campaign, django_assert_max_num_queries):
     assert 'href="/materials/gn-000005/"' in html  # decomposition product and parent link
     assert "Sr-Ti-O demo" in html and "SCFNotConverged" not in html  # only this material's job in its trail
     assert "gpaw/fast" in html and "&#x27;ecut&#x27;: 400" in html
+    assert 'data-testid="verdict"' in html and 'data-testid="reference-verdict"' in html
     for fmt in ("cif", "poscar", "json", "xyz"):
         assert f"/materials/gn-000008/download/{fmt}/" in html
 

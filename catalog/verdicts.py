@@ -1,0 +1,176 @@
+"""Reads: the competing phases of a chemical system, and the stability verdict of a hull entry.
+
+"Stable" means stable against every known competitor, as in GNoME, not against whatever a scheme happens to hold. So a
+verdict in scheme X says against which phases it was reached and whether that set is complete:
+
+- ``competing_phases(chemsys)``: every phase that a trusted source in the catalog (a DFT-level scheme: imported
+  structures, the seed sets, the Materials Project table) places on, or within ``COMPETITOR_WINDOW_EV`` of, its hull in
+  the system or a subsystem. One selector: campaigns (to queue the missing ones), the API and the UI call it.
+- ``stability_verdict(entry)``: ``confirmed`` when every competitor has an energy in the entry's scheme, else
+  ``provisional`` with the missing ones (and why: not computed yet, no structure known, larger than
+  ``MAX_COMPETITOR_SITES``); beside it the reference verdict of the Materials Project (Bartel et al. 2020 table).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pymatgen.core import Composition
+
+from catalog.models import EnergyRecord, HullEntry, Scheme
+
+COMPETITOR_WINDOW_EV = 0.05  # eV/atom above a source's hull that still counts as a competing phase
+MAX_COMPETITOR_SITES = 20  # larger competitor cells are not computed by campaigns; they stay listed as missing
+REFERENCE_SCHEME = "MP-bartel2020"  # the external reference verdicts come from (MP's 2019 snapshot)
+ON_HULL_TOLERANCE_EV = 1e-6  # e_above_hull at or below this is "on the hull"
+
+CONFIRMED, PROVISIONAL = "confirmed", "provisional"
+
+
+@dataclass(frozen=True)
+class Competitor:
+    formula: str  # reduced formula
+    chemsys: str
+    e_above_hull: float  # eV/atom, the lowest any trusted source gives it
+    sources: tuple[str, ...]  # scheme names that place it within the window
+    material_id: int | None = None  # a catalog crystal of this phase (its lowest-energy one), None: composition only
+    public_id: str | None = None
+    nsites: int | None = None
+
+    @property
+    def computable(self) -> bool:
+        return self.material_id is not None and (self.nsites or 0) <= MAX_COMPETITOR_SITES
+
+
+@dataclass
+class Missing:
+    formula: str
+    reason: str
+
+
+@dataclass
+class ReferenceVerdict:
+    source: str
+    formula: str
+    stable: bool
+    decomposition_energy: float | None  # eV/atom: ≤ 0 on the reference hull
+
+    def text(self) -> str:
+        where = "stable" if self.stable else "above its hull"
+        ed = "" if self.decomposition_energy is None else f", Ed {self.decomposition_energy:+.2f} eV/atom"
+        return f"{self.source}: {where}{ed}"
+
+
+@dataclass
+class Verdict:
+    state: str  # CONFIRMED | PROVISIONAL
+    on_hull: bool
+    competitors: list[Competitor] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+    reference: ReferenceVerdict | None = None
+
+    @property
+    def label(self) -> str:
+        """'confirmed stable', 'provisional stable', 'confirmed unstable', ..."""
+        return f"{self.state} {'stable' if self.on_hull else 'unstable'}"
+
+    @property
+    def novelty(self) -> str | None:
+        """For a stable verdict: 'rediscovered' (stable in the reference too), 'novel' (no reference entry), or
+        'disagrees' (the reference puts it above its hull)."""
+        if not self.on_hull:
+            return None
+        if self.reference is None:
+            return "novel"
+        return "rediscovered" if self.reference.stable else "disagrees"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "label": self.label, "on_hull": self.on_hull, "novelty": self.novelty,
+                "competitors": [c.formula for c in self.competitors],
+                "missing": [asdict(m) for m in self.missing],
+                "reference": None if self.reference is None else {**asdict(self.reference),
+                                                                   "text": self.reference.text()}}
+
+
+def subsystems(chemsys: str) -> list[str]:
+    """Every chemical system of two or more of ``chemsys``'s elements (the elements are references, not phases)."""
+    elements = sorted(chemsys.split("-"))
+    return ["-".join(c) for n in range(2, len(elements) + 1) for c in itertools.combinations(elements, n)]
+
+
+def competing_phases(chemsys: str, *, exclude_scheme: Scheme | None = None,
+                     window: float = COMPETITOR_WINDOW_EV) -> list[Competitor]:
+    """The phases a verdict in ``chemsys`` must be reached against (see the module docstring), lowest energy first.
+
+    ``exclude_scheme``: the scheme being judged (its own entries are what is judged, not a source)."""
+    rows = (HullEntry.objects.filter(chemsys__in=subsystems(chemsys), status=HullEntry.Status.OK,
+                                     e_above_hull__lte=window, scheme__is_dft=True, energy_record__excluded_reason="")
+            .exclude(scheme__kind=Scheme.Kind.STABILITY_VALUE)
+            .values("energy_record__composition", "chemsys", "e_above_hull", "scheme__name", "material_id",
+                    "material__public_id", "material__nsites"))
+    if exclude_scheme is not None:
+        rows = rows.exclude(scheme=exclude_scheme)
+    phases: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        formula = Composition(row["energy_record__composition"]).reduced_formula
+        phase = phases.setdefault(formula, {"chemsys": row["chemsys"], "e": row["e_above_hull"], "sources": set(),
+                                            "structure": None})
+        phase["e"] = min(phase["e"], row["e_above_hull"])
+        phase["sources"].add(row["scheme__name"])
+        if row["material_id"] is not None:
+            best = phase["structure"]
+            if best is None or row["e_above_hull"] < best[0]:
+                phase["structure"] = (row["e_above_hull"], row["material_id"], row["material__public_id"],
+                                      row["material__nsites"])
+    out = []
+    for formula, p in phases.items():
+        structure = p["structure"] or (None, None, None, None)
+        out.append(Competitor(formula, p["chemsys"], round(p["e"], 6), tuple(sorted(p["sources"])),
+                              structure[1], structure[2], structure[3]))
+    return sorted(out, key=lambda c: (c.chemsys.count("-"), c.chemsys, c.e_above_hull, c.formula))
+
+
+def reference_verdict(formula: str) -> ReferenceVerdict | None:
+    """The Materials Project's verdict on a composition (Bartel et al. 2020 table), None when it has no entry."""
+    comp = Composition(formula)
+    chemsys = "-".join(sorted(el.symbol for el in comp.elements))
+    reduced = comp.reduced_formula
+    for composition, data in EnergyRecord.objects.filter(scheme__name=REFERENCE_SCHEME, chemsys=chemsys).values_list(
+            "composition", "data"):
+        if Composition(composition).reduced_formula == reduced:
+            ed = (data or {}).get("published_decomposition_energy")
+            return ReferenceVerdict("MP (Bartel 2020)", reduced, ed is not None and ed <= 0, ed)
+    return None
+
+
+def stability_verdict(entry: HullEntry) -> Verdict:
+    """Confirmed or provisional (with what is missing), and the reference verdict, for one hull entry."""
+    record = entry.energy_record
+    own_formula = Composition(record.composition).reduced_formula
+    competitors = [c for c in competing_phases(entry.chemsys, exclude_scheme=entry.scheme)]
+    in_scheme = list(EnergyRecord.objects.filter(scheme=entry.scheme, chemsys__in=subsystems(entry.chemsys),
+                                                 excluded_reason="")
+                     .values_list("pk", "composition", "material_id"))
+    computed_materials = {m for _, _, m in in_scheme if m is not None}
+    formulas_other_than_entry = {Composition(c).reduced_formula for pk, c, _ in in_scheme if pk != record.pk}
+    missing = []
+    for c in competitors:
+        if c.material_id is not None and c.material_id in computed_materials:
+            continue
+        if c.material_id is None and c.formula in formulas_other_than_entry:
+            continue  # a composition-only competitor: some crystal of it was computed besides the one judged
+        if c.material_id is not None and c.material_id == entry.material_id:
+            continue
+        if c.material_id is None:
+            reason = "no structure known (composition only, " + ", ".join(c.sources) + ")"
+        elif not c.computable:
+            reason = f"{c.nsites}-atom cell, beyond the {MAX_COMPETITOR_SITES}-atom limit for competitor jobs"
+        else:
+            reason = f"not computed in {entry.scheme.name} yet ({c.public_id})"
+        missing.append(Missing(c.formula, reason))
+    on_hull = entry.e_above_hull is not None and entry.e_above_hull <= ON_HULL_TOLERANCE_EV
+    return Verdict(CONFIRMED if not missing else PROVISIONAL, on_hull,
+                   [c for c in competitors if c.formula != own_formula or c.material_id != entry.material_id],
+                   missing, reference_verdict(own_formula))
