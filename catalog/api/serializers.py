@@ -160,6 +160,8 @@ class CampaignRoundSerializer(serializers.ModelSerializer):
             "n_new_on_hull",
             "hit_rate",
             "model_mae",
+            "verdicts",
+            "generation",
             "timings",
             "created_at",
             "finished_at",
