@@ -75,6 +75,11 @@ def log(message: str) -> None:
 
 
 def campaign_settings(name: str, verifier: str) -> dict[str, Any]:
+    if name.startswith("preset:"):  # a built-in campaign as launch_campaign --preset runs it (e.g. the demo)
+        from discovery.campaign_config import PRESETS
+
+        preset = name.split(":", 1)[1]
+        return {**PRESETS[preset], "name": f"bench-{preset}"}
     _, settings = MATRIX[name]
     elements = settings["elements"]
     return {"name": f"matrix-{verifier}-{name}", "max_elements": min(3, len(elements)), **COMMON,
@@ -150,7 +155,13 @@ def collect(campaign_name: str) -> dict[str, Any]:
     }
 
 
-def summarise(results: dict[str, Any], verifier: str, wall_s: float) -> None:
+def result_name(verifier: str, preset: str | None) -> str:
+    if preset:
+        return f"campaign_preset_{preset}"
+    return "campaign_matrix" if verifier == "ml" else f"campaign_matrix_{verifier}"
+
+
+def summarise(results: dict[str, Any], verifier: str, wall_s: float, preset: str | None = None) -> None:
     rows = list(results.values())
     completed = [r for r in rows if r["outcome"] == "completed"]
     walls = sorted(r["wall_s"] for r in completed if r["wall_s"] is not None)
@@ -170,8 +181,7 @@ def summarise(results: dict[str, Any], verifier: str, wall_s: float) -> None:
                     "start's prefork worker ('daemonic processes are not allowed to have children'), and every "
                     "campaign with 4+ compositions or 250+ parents with it",
     }
-    name = "campaign_matrix" if verifier == "ml" else f"campaign_matrix_{verifier}"
-    write_result(name, metrics, baseline, None, extra={
+    write_result(result_name(verifier, preset), metrics, baseline, None, extra={
         "settings": {"common": COMMON, "workers": "gnomon.processes.celery_processes (prefork, 2 + 2 processes)",
                      "seed_datasets": list(SEED_DATASETS)},
         "wall_seconds": round(wall_s, 1),
@@ -183,6 +193,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verifier", choices=("ml", "gpaw"), default="ml")
     parser.add_argument("--only", nargs="+", choices=sorted(MATRIX), help="run these element spaces only")
+    parser.add_argument("--preset", help="run this built-in campaign (e.g. demo) instead of the matrix; results go "
+                                         "to campaign_preset_<name>.json")
     parser.add_argument("--resume", action="store_true", help="keep campaigns already in the results file")
     parser.add_argument("--fresh-database", action="store_true", help="drop and re-seed the benchmark database")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds each campaign may take")
@@ -202,7 +214,7 @@ def main() -> None:
     env.pop("CELERY_RESULT_BACKEND", None)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL", "GNOMON_VAR_DIR", "GNOMON_MODEL_DIR",
                                            "GNOMON_DATA_DIR")})
-    name = "campaign_matrix" if options.verifier == "ml" else f"campaign_matrix_{options.verifier}"
+    name = result_name(options.verifier, options.preset)
     path = RESULTS_DIR / f"{name}.json"
     results: dict[str, Any] = {}
     if options.resume and path.exists():
@@ -227,7 +239,7 @@ def main() -> None:
         procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logs.open("ab"), stderr=subprocess.STDOUT,
                                       start_new_session=True))
     try:
-        for space in options.only or list(MATRIX):
+        for space in [f"preset:{options.preset}"] if options.preset else (options.only or list(MATRIX)):
             settings = campaign_settings(space, options.verifier)
             if options.resume and results.get(space, {}).get("settings") == settings:
                 log(f"{space}: kept from the earlier run")
@@ -240,13 +252,13 @@ def main() -> None:
             run = subprocess.run([PYTHON, "manage.py", "launch_campaign", "--config", str(config), "--wait",
                                   "--timeout", str(options.timeout)], cwd=ROOT, env=env, capture_output=True,
                                  text=True)
-            row = {"space": space, "chemistry": MATRIX[space][0], "settings": settings,
+            row = {"space": space, "chemistry": MATRIX[space][0] if space in MATRIX else "preset", "settings": settings,
                    "launch_exit_code": run.returncode, "launch_wall_s": round(time.monotonic() - t0, 1),
                    "launch_output_tail": (run.stdout + run.stderr)[-600:], **collect(settings["name"])}
             results[space] = row
             log(f"{space}: {row['outcome']} in {row['wall_s']} s; generated {row['generated']}, verified "
                 f"{row['verified']}" + (f"; {row['error']}" if row["error"] else ""))
-            summarise(results, options.verifier, time.monotonic() - started)
+            summarise(results, options.verifier, time.monotonic() - started, options.preset)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -256,7 +268,7 @@ def main() -> None:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-    summarise(results, options.verifier, time.monotonic() - started)
+    summarise(results, options.verifier, time.monotonic() - started, options.preset)
     log(f"results in {path}")
 
 
