@@ -188,13 +188,11 @@ def load_toml(path: Path, backends: Iterable[str] = DFT_BACKENDS) -> CampaignCon
     return validate(raw.get("campaign", raw), backends)
 
 
-# Presets small enough for a laptop. `demo` runs real GPAW (`fast` preset) on 2 cores in Na–Mg–Cl: the seed catalog
-# has no Mg–Cl crystal (the GPAW bootstrap set has MgF2, CaCl2 and an unstable Mg2Cl), so the campaign has something
-# to find: F → Cl in MgF2 gives fluorite-type MgCl2, which GPAW puts on the hull (the mineral is CdCl2-type; this
-# is a rediscovery in a simpler arrangement), while the charge-unbalanced MgCl it also tries lands 0.5 eV/atom above.
-# Chlorides rather than fluorides: fluorine needs a 500 eV cutoff (350 eV otherwise) and twice the k-points.
-# Measured on a quiet 2-core machine: 5 min 47 s in all (2026-12-06); 5 min 09 s (2026-12-07, Magpie embeddings),
-# MgCl2 and MgCl 4.6 min each, in parallel.
+# Presets small enough for a laptop. `demo` runs real GPAW (`fast` protocol) on 2 cores in Na–Mg–Cl: the seed catalog
+# has no Mg–Cl crystal (the GPAW bootstrap set has MgF2, CaCl2 and an unstable Mg2Cl; MP's table lists MgCl2 as a
+# composition only), so the campaign has something to find: F → Cl in MgF2 gives fluorite-type MgCl2. Its verdict is
+# provisional: MP's MgCl2 (the CdCl2 type) has no structure in the catalog to compute against. Measured runs:
+# benchmarks/results/campaign_preset_demo.json and the README.
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "name": "demo",
