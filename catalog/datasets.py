@@ -116,6 +116,8 @@ class DatasetResult:
             parts.append(f"composition energies {self.energies}")
         if self.references:
             parts.append(f"elemental references {self.references}")
+        if self.extra.get("already_present"):
+            parts.append(f"already present {self.extra['already_present']}")
         return f"{self.dataset}: " + "; ".join(parts)
 
 
@@ -457,16 +459,17 @@ def load_bartel(dataset, files, *, limit, progress, workers, update_hulls) -> Da
                 break
         if limit is not None and len(items) >= limit:
             break
-    created = 0
+    created = existing = 0
     chemsystems: set[str] = set()
     for start in range(0, len(items), 5000):
         with transaction.atomic():
             outcome = record_energies(scheme, items[start:start + 5000])
         created += outcome.created
+        existing += outcome.existing
         chemsystems |= outcome.chemsystems
     if update_hulls:
         update_hulls_if_available(scheme, chemsystems)
-    return DatasetResult(dataset.name, energies=created, extra={"read": len(items)})
+    return DatasetResult(dataset.name, energies=created, extra={"read": len(items), "already_present": existing})
 
 
 def _read_target(path: Path) -> dict[str, float]:

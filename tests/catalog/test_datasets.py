@@ -131,3 +131,12 @@ def test_load_seed_small_slice_of_the_real_files():
     call_command("load_seed", "--limit", "15", "--workers", "1", "--no-progress", stdout=io.StringIO(),
                  stderr=io.StringIO())
     assert (Material.objects.count(), MaterialOrigin.objects.count(), EnergyRecord.objects.count()) == before
+    # one composition-only dataset alone, a second time: nothing new, and no "nothing could be loaded"
+    again = io.StringIO()
+    call_command("load_seed", "--dataset", "bartel2020_mp_stability", "--limit", "15", "--no-progress", stdout=again,
+                 stderr=io.StringIO())
+    assert "already present 15" in again.getvalue()
+    # every seed scheme records the protocol its energies were computed with
+    bootstrap = Scheme.objects.get(name="GPAW-PBE-bootstrap")
+    assert bootstrap.protocol["setups"] == "Debian gpaw-data 0.9.20000" and bootstrap.protocol_hash
+    assert {r.protocol_hash for r in gpaw} == {bootstrap.protocol_hash}

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             if result.summary is not None:
                 report_summary(self, result.summary)
                 loaded += result.summary.written + result.summary.existing
-            loaded += result.energies + result.references
+            loaded += result.energies + result.references + result.extra.get("already_present", 0)
             self.stdout.write(result.line())
         if loaded == 0:
             raise CommandError("nothing could be loaded")
