@@ -149,7 +149,7 @@ def stability_verdict(entry: HullEntry) -> Verdict:
     """Confirmed or provisional (with what is missing), and the reference verdict, for one hull entry."""
     record = entry.energy_record
     own_formula = Composition(record.composition).reduced_formula
-    competitors = [c for c in competing_phases(entry.chemsys, exclude_scheme=entry.scheme)]
+    competitors = competing_phases(entry.chemsys, exclude_scheme=entry.scheme)
     in_scheme = list(EnergyRecord.objects.filter(scheme=entry.scheme, chemsys__in=subsystems(entry.chemsys),
                                                  excluded_reason="")
                      .values_list("pk", "composition", "material_id"))

@@ -518,7 +518,7 @@ def missing_elements(scheme: Scheme, elements: Iterable[str]) -> list[str]:
 def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, preset: str,
                       parent: DFTJob | None = None) -> list[int]:
     """Compute missing elemental references of ``structure``'s system in ``scheme`` now (inline, each its own job),
-    and queue the competing phases of the system that the scheme does not hold yet (``queue_stable_phases``).
+    and queue the competing phases of the system that the scheme does not hold yet (``queue_competing_phases``).
 
     Returns the ids of the jobs it created."""
     elements = sorted({el.symbol for el in structure.composition.elements})
@@ -530,7 +530,7 @@ def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, pre
             created.append(_compute_reference(scheme, element, backend=backend, preset=preset, parent=parent))
     if len(elements) > 1:
         with _reference_lock(scheme, "-".join(elements)):  # concurrent jobs of one system queue its phases once
-            created += queue_stable_phases(scheme, elements, backend=backend, preset=preset, parent=parent)
+            created += queue_competing_phases(scheme, elements, backend=backend, preset=preset, parent=parent)
     return created
 
 
@@ -572,7 +572,7 @@ def run_reference_job(ref: ReferenceStructure, *, backend: str, preset: str, ori
     return job
 
 
-def queue_stable_phases(scheme: Scheme, elements: list[str], *, backend: str, preset: str,
+def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str, preset: str,
                         parent: DFTJob | None = None) -> list[int]:
     """Queue DFT jobs for the competing phases of ``elements``'s system that ``scheme`` does not hold yet.
 
