@@ -171,9 +171,9 @@ def summarise(results: dict[str, Any], verifier: str, wall_s: float, preset: str
         "failed": [f"{r['space']}: {r['error']}" for r in rows if r["outcome"] != "completed"],
         "median_wall_s": walls[len(walls) // 2] if walls else None,
         "verified_total": sum(r["verified"] for r in rows),
+        "verifiers": sorted({r["settings"]["dft_backend"] for r in rows}),
         "confirmed_total": sum(r["confirmed"] for r in rows),
         "provisional_total": sum(r["provisional"] for r in rows),
-        "verifier": verifier,
     }
     baseline = {
         "what": "main before this change (generation started a process pool inside the Celery task)",
