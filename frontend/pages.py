@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, IntegerField, Q, Subquery, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from catalog.formats import structure_to_format
 from catalog.models import ChemsysHull, EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
@@ -305,7 +307,11 @@ def campaign_progress(campaign: Campaign) -> dict:
     from frontend.plots import campaign_round_figures
 
     rounds = list(campaign.rounds.select_related("model_version").order_by("index"))
-    jobs_qs = DFTJob.objects.filter(candidate__round__campaign=campaign)
+    # the candidates' jobs and the competing phases they queued (verdicts wait for those; catalog.verdicts)
+    own = DFTJob.objects.filter(candidate__round__campaign=campaign).values("pk")
+    jobs_qs = DFTJob.objects.annotate(
+        reference_for=Cast(KeyTextTransform("reference_for_job", "settings"), IntegerField())
+    ).filter(Q(candidate__round__campaign=campaign) | Q(reference_for__in=Subquery(own)))
     job_states = dict(jobs_qs.order_by().values_list("state").annotate(n=Count("id")))
     jobs = list(
         jobs_qs.select_related("candidate__round").defer("input_structure", "result", "candidate__structure")[:50]

@@ -277,3 +277,15 @@ def test_csrf_is_enforced(campaign, db):
     client.force_login(user)
     assert client.post(f"/campaigns/{campaign['campaign'].pk}/cancel/").status_code == 403
     assert Campaign.objects.get(pk=campaign["campaign"].pk).status == Campaign.Status.RUNNING
+
+
+def test_dashboard_lists_the_competing_phases_its_jobs_queued(client, campaign, catalog):
+    from discovery.models import DFTJob
+
+    tio2, nacl = catalog["materials"]["TiO2"], catalog["materials"]["NaCl"]
+    DFTJob.objects.create(material=tio2, input_structure=tio2.structure, state=DFTJob.State.QUEUED,
+                          settings={"label": "gn-000007 competing phase TiO2", "reference_for_job": campaign["job"].pk})
+    DFTJob.objects.create(material=nacl, input_structure=nacl.structure, state=DFTJob.State.QUEUED,
+                          settings={"label": "another campaign's phase", "reference_for_job": 999999})
+    html = client.get(f"/campaigns/{campaign['campaign'].pk}/progress/").content.decode()
+    assert "gn-000007 competing phase TiO2" in html and "another campaign" not in html
