@@ -19,7 +19,7 @@ from typing import Any
 
 from pymatgen.core import Composition
 
-from catalog.models import EnergyRecord, HullEntry, Scheme
+from catalog.models import EnergyRecord, HullEntry, Material, Scheme
 
 COMPETITOR_WINDOW_EV = 0.05  # eV/atom above a source's hull that still counts as a competing phase
 MAX_COMPETITOR_SITES = 20  # larger competitor cells are not computed by campaigns; they stay listed as missing
@@ -174,3 +174,12 @@ def stability_verdict(entry: HullEntry) -> Verdict:
     return Verdict(CONFIRMED if not missing else PROVISIONAL, on_hull,
                    [c for c in competitors if c.formula != own_formula or c.material_id != entry.material_id],
                    missing, reference_verdict(own_formula))
+
+
+def material_verdict(material: Material) -> dict[str, Any] | None:
+    """The verdict of the material's hull entry in its preferred scheme (``hull_scheme``), as JSON; None without one."""
+    entry = (HullEntry.objects.filter(material=material, scheme_id=material.hull_scheme_id)
+             .select_related("energy_record", "scheme").first())
+    if entry is None or entry.e_above_hull is None:
+        return None
+    return {"scheme": entry.scheme.name, "e_above_hull": entry.e_above_hull, **stability_verdict(entry).as_dict()}

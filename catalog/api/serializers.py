@@ -112,6 +112,20 @@ class MaterialSerializer(serializers.ModelSerializer):
                 self.fields.pop(name)
 
 
+class MaterialDetailSerializer(MaterialSerializer):
+    """One material, with the stability verdict of its hull entry in ``hull_scheme`` (``catalog.verdicts``)."""
+
+    stability_verdict = serializers.JSONField(
+        read_only=True, allow_null=True,
+        help_text="confirmed | provisional, on_hull, the competing phases it was judged against, the missing ones with "
+                  "the reason, and the Materials Project's verdict (Bartel 2020 table); null without a hull entry",
+    )
+
+    class Meta(MaterialSerializer.Meta):
+        fields = [*MaterialSerializer.Meta.fields, "stability_verdict"]
+        read_only_fields = fields
+
+
 class MaterialFieldsSerializer(MaterialSerializer):
     """Schema of a list item: any subset of the material's fields, as chosen with ``fields``."""
 

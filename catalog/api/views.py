@@ -35,6 +35,7 @@ from catalog.api.serializers import (
     CampaignRoundSerializer,
     CampaignSerializer,
     HullSerializer,
+    MaterialDetailSerializer,
     MaterialFieldsSerializer,
     MaterialSerializer,
     material_values,
@@ -43,6 +44,7 @@ from catalog.api.serializers import (
 )
 from catalog.api.throttling import EXPORT_THROTTLES, READ_THROTTLES
 from catalog.models import ChemsysHull, HullEntry, Material
+from catalog.verdicts import material_verdict
 from discovery.models import Campaign
 from discovery.services.campaigns import CampaignConfigError, create_campaign
 
@@ -187,7 +189,7 @@ class MaterialListView(JSONErrorsMixin, generics.GenericAPIView):
 class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
     """One material with its structure; `?format=cif|poscar|extxyz` (or `Accept`) for the structure file."""
 
-    serializer_class = MaterialSerializer
+    serializer_class = MaterialDetailSerializer
     throttle_classes = READ_THROTTLES
     renderer_classes = [JSONRenderer, CIFRenderer, POSCARRenderer, ExtXYZRenderer]
     lookup_field = "public_id"
@@ -206,8 +208,9 @@ class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
         ],
         responses={
             (200, "application/json"): OpenApiResponse(
-                MaterialSerializer,
-                examples=[OpenApiExample("SrTiO3", value={**MATERIAL_EXAMPLE, "structure": {"@class": "Structure"}})],
+                MaterialDetailSerializer,
+                examples=[OpenApiExample("SrTiO3", value={**MATERIAL_EXAMPLE, "structure": {"@class": "Structure"},
+                                                          "stability_verdict": None})],
             ),
             (200, "chemical/x-cif"): OpenApiTypes.STR,
             (200, "text/plain"): OpenApiTypes.STR,
@@ -226,6 +229,7 @@ class MaterialDetailView(JSONErrorsMixin, generics.GenericAPIView):
         if fmt in ("cif", "poscar", "extxyz"):
             name = f"{public_id}.{'vasp' if fmt == 'poscar' else fmt}"
             return Response(data, headers={"Content-Disposition": f'inline; filename="{name}"'})
+        data["stability_verdict"] = material_verdict(Material.objects.get(public_id=public_id))
         return Response(data)
 
 

@@ -184,3 +184,23 @@ def test_list_rows_have_the_documented_serializer_shape(client, catalog_rows):
     import json
 
     assert served == json.loads(JSONRenderer().render(documented))
+
+
+def test_material_detail_carries_its_stability_verdict(client, db):
+    from catalog.services.energies import ensure_scheme, record_energy, set_elemental_references
+    from catalog.verdicts import PROVISIONAL
+    from tests.factories import make_material, rocksalt
+
+    scheme = ensure_scheme("GPAW-verdict", "total_energy")
+    set_elemental_references(scheme, {"Na": -1.3, "Cl": -1.8})
+    material = make_material(rocksalt("Na", "Cl", 5.69), source_id="nacl-verdict")
+    record_energy(scheme, source_key="nacl", material=material, energy_total=4 * (-1.3 - 1.8) - 8 * 2.0)
+    mp = ensure_scheme("MP-bartel2020", "formation_energy", is_dft=True)
+    record_energy(mp, source_key="NaCl", composition="NaCl", formation_energy_per_atom=-2.1,
+                  data={"published_decomposition_energy": -0.66})
+    material.refresh_from_db()
+    body = client.get(f"/api/v1/materials/{material.public_id}/").json()
+    verdict = body["stability_verdict"]
+    assert verdict["scheme"] == "GPAW-verdict" and verdict["on_hull"] and verdict["state"] == PROVISIONAL
+    assert verdict["missing"] == [{"formula": "NaCl", "reason": "no structure known (composition only, MP-bartel2020)"}]
+    assert verdict["novelty"] == "rediscovered" and verdict["reference"]["decomposition_energy"] == -0.66
