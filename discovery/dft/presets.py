@@ -6,9 +6,11 @@ scheme — metals, oxides, molecules — is computed with the same numbers, or e
   badly under-converged; and 350 → 500 eV moved Mg metal by 110 meV/atom, an error that does not cancel against
   MgO computed at 500). Crystals are pre-relaxed with CHGNet first (``prerelax``): only the starting geometry changes,
   the energy is GPAW's own at GPAW's own relaxed geometry. Measured (``benchmarks/results/dft_convergence.json``, 17
-  formation energies against 900 eV): 500 eV is off by up to 27 meV/atom (AlN), 5.5 on average.
+  formation energies against 900 eV): 500 eV is off by up to 27 meV/atom (AlN), 5.5 on average; the whole protocol
+  (with its 0.5 Å⁻¹ k-spacing and 0.1 eV smearing) by 22 meV/atom on average, 67 at most.
 - ``standard``: the production protocol. 700 eV keeps formation energies within 3.1 meV/atom of 900 eV (the study's
-  10 meV/atom criterion is met from 600 eV) and Pulay stress small in variable-cell relaxations with oxygen (cubic
+  10 meV/atom criterion is met from 600 eV); the whole protocol is within 6.5 meV/atom (2.3 on average) of 900 eV,
+  0.15 Å⁻¹ and Pulay stress small in variable-cell relaxations with oxygen (cubic
   SrTiO3 shrank to a = 3.64 Å at 400 eV).
 - ``bootstrap``: exactly the settings of the shared GPAW-PBE bootstrap set (520 eV everywhere, 0.25 Å⁻¹ k-spacing,
   Fermi–Dirac 0.05 eV, 0.01 eV for molecules, SCF 1e-5 eV, BFGS + FrechetCellFilter to 0.05 eV/Å, ≤ 60 steps), so its
