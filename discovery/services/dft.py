@@ -584,10 +584,10 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
     rate off the hull."""
     from catalog.verdicts import competing_phases
 
-    computed = set(EnergyRecord.objects.filter(scheme=scheme, material__isnull=False).values_list("material_id",
-                                                                                                   flat=True))
-    wanted = [c for c in competing_phases("-".join(sorted(elements)), exclude_scheme=scheme)
-              if c.computable and c.material_id not in computed]
+    computable = [c for c in competing_phases("-".join(sorted(elements)), exclude_scheme=scheme) if c.computable]
+    computed = set(EnergyRecord.objects.filter(scheme=scheme, material_id__in=[c.material_id for c in computable])
+                   .values_list("material_id", flat=True))  # only the competitors', not the whole scheme's
+    wanted = [c for c in computable if c.material_id not in computed]
     ids = []
     for competitor in wanted[: settings.GNOMON_DFT_MAX_REFERENCE_PHASES]:
         material = Material.objects.get(pk=competitor.material_id)
