@@ -83,6 +83,13 @@ class Material(models.Model):
     e_above_hull = models.FloatField(null=True, db_index=True)
     is_stable = models.BooleanField(null=True, db_index=True)
     hull_scheme = models.ForeignKey(Scheme, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    verdict = models.CharField(
+        max_length=12, blank=True, db_index=True,
+        help_text="confirmed: every competing phase has an energy in hull_scheme; provisional: some are missing",
+    )
+    verdict_detail = models.JSONField(
+        default=dict, blank=True, help_text="catalog.verdicts.Verdict.as_dict(): missing competitors, reference verdict"
+    )
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

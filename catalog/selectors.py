@@ -16,6 +16,7 @@ from django.db.models.lookups import Exact
 from pymatgen.core import Composition, Element
 
 from catalog.models import Material, MaterialOrigin
+from catalog.verdicts import VERDICT_STATES
 
 ORDERABLE_FIELDS = (
     "public_id",
@@ -60,6 +61,7 @@ class MaterialQuery:
     formation_energy_min: float | None = None
     formation_energy_max: float | None = None
     is_stable: bool | None = None
+    verdict: str = ""  # "confirmed" or "provisional" (catalog.verdicts); with is_stable=True: "confirmed stable"
     spacegroup_number: int | None = None
     crystal_system: str = ""
     origin: str = ""  # a dataset name, or "campaign" for anything a campaign discovered
@@ -209,6 +211,10 @@ def search_materials(query: MaterialQuery) -> QuerySet[Material]:
         qs = qs.filter(formation_energy_per_atom__lte=query.formation_energy_max)
     if query.is_stable is not None:
         qs = qs.filter(is_stable=query.is_stable)
+    if query.verdict:
+        if query.verdict not in VERDICT_STATES:
+            raise InvalidQuery("verdict", f"'{query.verdict}' is not a verdict; use one of {', '.join(VERDICT_STATES)}")
+        qs = qs.filter(verdict=query.verdict)
     if query.spacegroup_number is not None:
         qs = qs.filter(spacegroup_number=query.spacegroup_number)
     if query.crystal_system:

@@ -13,20 +13,22 @@ verdict in scheme X says against which phases it was reached and whether that se
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pymatgen.core import Composition
 
-from catalog.models import EnergyRecord, HullEntry, Material, Scheme
+from catalog.models import EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
 
 COMPETITOR_WINDOW_EV = 0.05  # eV/atom above a source's hull that still counts as a competing phase
 MAX_COMPETITOR_SITES = 20  # larger competitor cells are not computed by campaigns; they stay listed as missing
+SEARCHED_ORIGIN = "structure-search"  # MaterialOrigin.dataset of crystals found by a competitor structure search
 REFERENCE_SCHEME = "MP-bartel2020"  # the external reference verdicts come from (MP's 2019 snapshot)
 ON_HULL_TOLERANCE_EV = 1e-6  # e_above_hull at or below this is "on the hull"
 
 CONFIRMED, PROVISIONAL = "confirmed", "provisional"
+VERDICT_STATES = (CONFIRMED, PROVISIONAL)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Verdict:
     competitors: list[Competitor] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
     reference: ReferenceVerdict | None = None
+    searched: list[str] = field(default_factory=list)  # competitors whose only computed crystals were searched for
 
     @property
     def label(self) -> str:
@@ -89,15 +92,9 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return {"state": self.state, "label": self.label, "on_hull": self.on_hull, "novelty": self.novelty,
                 "competitors": [c.formula for c in self.competitors],
-                "missing": [asdict(m) for m in self.missing],
+                "missing": [asdict(m) for m in self.missing], "searched": list(self.searched),
                 "reference": None if self.reference is None else {**asdict(self.reference),
                                                                    "text": self.reference.text()}}
-
-
-def subsystems(chemsys: str) -> list[str]:
-    """Every chemical system of two or more of ``chemsys``'s elements (the elements are references, not phases)."""
-    elements = sorted(chemsys.split("-"))
-    return ["-".join(c) for n in range(2, len(elements) + 1) for c in itertools.combinations(elements, n)]
 
 
 def competing_phases(chemsys: str, *, exclude_scheme: Scheme | None = None,
@@ -105,8 +102,10 @@ def competing_phases(chemsys: str, *, exclude_scheme: Scheme | None = None,
     """The phases a verdict in ``chemsys`` must be reached against (see the module docstring), lowest energy first.
 
     ``exclude_scheme``: the scheme being judged (its own entries are what is judged, not a source)."""
-    rows = (HullEntry.objects.filter(chemsys__in=subsystems(chemsys), status=HullEntry.Status.OK,
-                                     e_above_hull__lte=window, scheme__is_dft=True, energy_record__excluded_reason="")
+    elements = sorted(set(chemsys.split("-")))
+    rows = (HullEntry.objects.filter(energy_record__elements__contained_by=elements, chemsys__contains="-",
+                                     status=HullEntry.Status.OK, e_above_hull__lte=window, scheme__is_dft=True,
+                                     energy_record__excluded_reason="")
             .exclude(scheme__kind=Scheme.Kind.STABILITY_VALUE)
             .values("energy_record__composition", "chemsys", "e_above_hull", "scheme__name", "material_id",
                     "material__public_id", "material__nsites"))
@@ -132,27 +131,65 @@ def competing_phases(chemsys: str, *, exclude_scheme: Scheme | None = None,
     return sorted(out, key=lambda c: (c.chemsys.count("-"), c.chemsys, c.e_above_hull, c.formula))
 
 
+def _reference_rows(chemsystems: set[str]) -> dict[str, ReferenceVerdict]:
+    """Reduced formula → the Materials Project's verdict (Bartel et al. 2020 table), for the given systems."""
+    out: dict[str, ReferenceVerdict] = {}
+    rows = EnergyRecord.objects.filter(scheme__name=REFERENCE_SCHEME, chemsys__in=sorted(chemsystems)).values_list(
+        "composition", "data")
+    for composition, data in rows:
+        reduced = Composition(composition).reduced_formula
+        ed = (data or {}).get("published_decomposition_energy")
+        out.setdefault(reduced, ReferenceVerdict("MP (Bartel 2020)", reduced, ed is not None and ed <= 0, ed))
+    return out
+
+
 def reference_verdict(formula: str) -> ReferenceVerdict | None:
     """The Materials Project's verdict on a composition (Bartel et al. 2020 table), None when it has no entry."""
     comp = Composition(formula)
     chemsys = "-".join(sorted(el.symbol for el in comp.elements))
-    reduced = comp.reduced_formula
-    for composition, data in EnergyRecord.objects.filter(scheme__name=REFERENCE_SCHEME, chemsys=chemsys).values_list(
-            "composition", "data"):
-        if Composition(composition).reduced_formula == reduced:
-            ed = (data or {}).get("published_decomposition_energy")
-            return ReferenceVerdict("MP (Bartel 2020)", reduced, ed is not None and ed <= 0, ed)
-    return None
+    return _reference_rows({chemsys}).get(comp.reduced_formula)
+
+
+def stability_verdicts(entries: Iterable[HullEntry]) -> dict[int, Verdict]:
+    """Confirmed or provisional (with what is missing), and the reference verdict, for each hull entry (by its id).
+
+    Batched: competitors, the scheme's computed phases and the reference rows are read once per (scheme, system),
+    so refreshing a whole imported batch costs a few queries per system, not per material."""
+    entries = [e for e in entries if e.energy_record_id is not None]
+    competitors_of: dict[tuple[int, str], list[Competitor]] = {}
+    computed_of: dict[tuple[int, str], list[tuple[int, str, int | None]]] = {}
+    references = _reference_rows({e.chemsys for e in entries})
+    out: dict[int, Verdict] = {}
+    for entry in entries:
+        key = (entry.scheme_id, entry.chemsys)
+        if key not in competitors_of:
+            competitors_of[key] = competing_phases(entry.chemsys, exclude_scheme=entry.scheme)
+            computed_of[key] = list(EnergyRecord.objects.filter(
+                scheme_id=entry.scheme_id, chemsys__contains="-", excluded_reason="",
+                elements__contained_by=sorted(entry.chemsys.split("-"))).values_list("pk", "composition", "material_id"))
+        out[entry.pk] = _verdict(entry, competitors_of[key], computed_of[key], references)
+    searched_materials = set(MaterialOrigin.objects.filter(
+        dataset=SEARCHED_ORIGIN, material_id__in={m for rows in computed_of.values() for _, _, m in rows if m}
+    ).values_list("material_id", flat=True))
+    if searched_materials:
+        for entry in entries:
+            known = {Composition(c).reduced_formula for _, c, m in computed_of[(entry.scheme_id, entry.chemsys)]
+                     if m not in searched_materials}
+            verdict = out[entry.pk]
+            verdict.searched = sorted({c.formula for c in verdict.competitors if c.material_id is None}
+                                      - known - {m.formula for m in verdict.missing})
+    return out
 
 
 def stability_verdict(entry: HullEntry) -> Verdict:
-    """Confirmed or provisional (with what is missing), and the reference verdict, for one hull entry."""
+    """``stability_verdicts`` of one hull entry."""
+    return stability_verdicts([entry])[entry.pk]
+
+
+def _verdict(entry: HullEntry, competitors: list[Competitor], in_scheme: list[tuple[int, str, int | None]],
+             references: dict[str, ReferenceVerdict]) -> Verdict:
     record = entry.energy_record
     own_formula = Composition(record.composition).reduced_formula
-    competitors = competing_phases(entry.chemsys, exclude_scheme=entry.scheme)
-    in_scheme = list(EnergyRecord.objects.filter(scheme=entry.scheme, chemsys__in=subsystems(entry.chemsys),
-                                                 excluded_reason="")
-                     .values_list("pk", "composition", "material_id"))
     computed_materials = {m for _, _, m in in_scheme if m is not None}
     formulas_other_than_entry = {Composition(c).reduced_formula for pk, c, _ in in_scheme if pk != record.pk}
     missing = []
@@ -173,7 +210,7 @@ def stability_verdict(entry: HullEntry) -> Verdict:
     on_hull = entry.e_above_hull is not None and entry.e_above_hull <= ON_HULL_TOLERANCE_EV
     return Verdict(CONFIRMED if not missing else PROVISIONAL, on_hull,
                    [c for c in competitors if c.formula != own_formula or c.material_id != entry.material_id],
-                   missing, reference_verdict(own_formula))
+                   missing, references.get(own_formula))
 
 
 def material_verdict(material: Material) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cap_per_chemsys": (1, 1_000),
     "max_atoms": (1, 64),
     "max_concurrent_dft": (0, 1_000),
+    "max_competitor_jobs": (0, 1_000),
 }
 
 
@@ -72,6 +73,9 @@ class CampaignConfig:
     cap_per_chemsys: int = 2
     max_atoms: int = 8
     max_concurrent_dft: int = 0  # DFT jobs of this campaign queued or running at once; 0: no limit
+    # Competing-phase jobs (catalog crystals and searched structures) the campaign may queue in all, on top of its
+    # rounds × dft_per_round candidates; verdicts that need more stay provisional.
+    max_competitor_jobs: int = 20
     dft_backend: str = "gpaw"
     dft_preset: str = "fast"
     seed: int = 0

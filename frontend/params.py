@@ -101,6 +101,7 @@ def query_from_params(params: QueryDict) -> MaterialQuery:
         e_above_hull_min=_float(params, "e_above_hull_min"),
         e_above_hull_max=_float(params, "e_above_hull_max"),
         is_stable=True if stable in {"1", "true", "on", "yes"} else None,
+        verdict=params.get("verdict", "").strip().lower(),
         spacegroup_number=spacegroup_number(params.get("spacegroup", "") or params.get("spacegroup_number", "")),
         crystal_system=crystal_system,
         origin=params.get("origin", "").strip(),

@@ -15,6 +15,7 @@ from catalog.api import params
 from catalog.api.params import API_ORDERING_FIELDS, ORDERING_ALIASES
 from catalog.models import Material
 from catalog.selectors import CRYSTAL_SYSTEMS, InvalidQuery, MaterialQuery, search_materials
+from catalog.verdicts import VERDICT_STATES
 
 # API parameter name → MaterialQuery field, where they differ (MP API names on the left).
 QUERY_FIELD_FOR_PARAM = {
@@ -103,6 +104,11 @@ class MaterialFilterSet(django_filters.FilterSet):
     formation_energy_per_atom_min = _number("Formation energy, eV/atom, inclusive lower bound.")
     formation_energy_per_atom_max = _number("Formation energy, eV/atom, inclusive upper bound.")
     is_stable = StrictBooleanFilter(method="_noop", help_text="On the convex hull of its scheme.")
+    verdict = django_filters.ChoiceFilter(
+        method="_noop", choices=[(v, v) for v in VERDICT_STATES],
+        help_text="`confirmed`: every competing phase has an energy in the material's scheme; `provisional`: some are "
+        "missing. With `is_stable=true`: the confirmed-stable materials.",
+    )
     spacegroup_number = _integer("International space group number.", 1, 230)
     crystal_system = django_filters.ChoiceFilter(
         method="_noop", choices=[(c, c) for c in CRYSTAL_SYSTEMS], help_text="Crystal system."

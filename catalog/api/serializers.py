@@ -26,6 +26,7 @@ MATERIAL_FIELD_COLUMNS = {
     "formation_energy_per_atom": ("formation_energy_per_atom",),
     "energy_above_hull": ("e_above_hull",),
     "is_stable": ("is_stable",),
+    "verdict": ("verdict",),
     "hull_scheme": ("hull_scheme",),
     "origins": (),
     "created_at": ("created_at",),

@@ -31,6 +31,23 @@ PROVIDER_PROPERTIES = {
         None,
         "Level of theory (Gnomon scheme) of the hull quantities; energies of different schemes are never mixed.",
     ),
+    f"{P}verdict": (
+        "string",
+        None,
+        "confirmed: every competing phase (any trusted source's phases on or within 50 meV/atom of its hull in the "
+        "system and its subsystems) has an energy in _gnomon_scheme; provisional: some are missing.",
+    ),
+    f"{P}missing_competitors": (
+        "list",
+        None,
+        "Reduced formulas of the competing phases without an energy in _gnomon_scheme (empty when confirmed).",
+    ),
+    f"{P}reference_verdict": (
+        "string",
+        None,
+        "The reference database's verdict on this composition, e.g. 'MP (Bartel 2020): stable, Ed -1.90 eV/atom'; "
+        "null where it has no entry.",
+    ),
     f"{P}crystal_system": ("string", None, "Crystal system from spglib (symprec 0.1 Å)."),
     f"{P}origin": ("list", None, "Datasets or campaigns the material came from (merged duplicates keep all)."),
     f"{P}campaign": ("integer", None, "Id of the Gnomon discovery campaign that found the material, if any."),
@@ -72,6 +89,8 @@ COLUMNS = (
     "e_above_hull",
     "formation_energy_per_atom",
     "is_stable",
+    "verdict",
+    "verdict_detail",
     "hull_scheme__name",
 )
 
@@ -146,6 +165,9 @@ def structure_attributes(material: Material) -> dict:
         f"{P}formation_energy_per_atom": material.formation_energy_per_atom,
         f"{P}is_stable": material.is_stable,
         f"{P}scheme": material.hull_scheme.name if material.hull_scheme else None,
+        f"{P}verdict": material.verdict or None,
+        f"{P}missing_competitors": [m["formula"] for m in (material.verdict_detail or {}).get("missing", [])],
+        f"{P}reference_verdict": ((material.verdict_detail or {}).get("reference") or {}).get("text"),
         f"{P}crystal_system": material.crystal_system or None,
         f"{P}origin": sorted({o.dataset for o in material.origins.all()}),
         f"{P}campaign": next((c for c in campaigns if isinstance(c, int)), None),

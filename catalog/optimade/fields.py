@@ -104,12 +104,15 @@ COLUMNS = {
     f"_{PROVIDER_PREFIX}_formation_energy_per_atom": ("float", "formation_energy_per_atom"),
     f"_{PROVIDER_PREFIX}_is_stable": ("boolean", "is_stable"),
     f"_{PROVIDER_PREFIX}_scheme": ("string", "hull_scheme__name"),
+    f"_{PROVIDER_PREFIX}_verdict": ("string", "verdict"),
     f"_{PROVIDER_PREFIX}_crystal_system": ("string", "crystal_system"),
     f"_{PROVIDER_PREFIX}_origin": ("origin", None),
     f"_{PROVIDER_PREFIX}_campaign": ("campaign", None),
 }
 # Served but not filterable (OPTIONAL queryability in the specification): a filter on them is a 501.
 NOT_QUERYABLE = {
+    f"_{PROVIDER_PREFIX}_missing_competitors",
+    f"_{PROVIDER_PREFIX}_reference_verdict",
     "elements_ratios",
     "dimension_types",
     "lattice_vectors",

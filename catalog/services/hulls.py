@@ -31,6 +31,7 @@ from pymatgen.core import Composition
 from catalog import hulls as engine
 from catalog.models import ChemsysHull, ElementalReference, EnergyRecord, HullEntry, Material, Scheme
 from catalog.structures import parse_chemsys
+from catalog.verdicts import stability_verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -421,7 +422,8 @@ def _recompute(
 
 
 def refresh_material_stability(material_ids: Iterable[int]) -> int:
-    """Copy each material's preferred hull entry (lowest scheme display priority, status ok) onto the material."""
+    """Copy each material's preferred hull entry (lowest scheme display priority, status ok) onto the material, with
+    its stability verdict (``catalog.verdicts``), so lists and OPTIMADE filter on it without recomputing."""
     ids = sorted(set(material_ids))
     n = 0
     for chunk in _chunks(ids, _WRITE_BATCH):
@@ -430,8 +432,9 @@ def refresh_material_stability(material_ids: Iterable[int]) -> int:
             for h in HullEntry.objects.filter(material_id__in=chunk, status=HullEntry.Status.OK)
             .order_by("material_id", "scheme__display_priority", "-scheme__is_dft", "scheme__name")
             .distinct("material_id")
-            .only("material_id", "scheme_id", "formation_energy_per_atom", "e_above_hull", "is_stable")
+            .select_related("scheme", "energy_record")
         }
+        verdicts = stability_verdicts(h for h in preferred.values() if h.e_above_hull is not None)
         materials = list(Material.objects.filter(pk__in=chunk).only("id"))
         now = timezone.now()
         for mat in materials:
@@ -441,8 +444,13 @@ def refresh_material_stability(material_ids: Iterable[int]) -> int:
             mat.e_above_hull = h.e_above_hull if h else None
             mat.is_stable = h.is_stable if h else None
             mat.hull_scheme_id = h.scheme_id if h else None
+            verdict = verdicts.get(h.pk) if h else None
+            mat.verdict = verdict.state if verdict else ""
+            mat.verdict_detail = verdict.as_dict() if verdict else {}
         Material.objects.bulk_update(
-            materials, ["formation_energy_per_atom", "e_above_hull", "is_stable", "hull_scheme", "updated_at"]
+            materials,
+            ["formation_energy_per_atom", "e_above_hull", "is_stable", "hull_scheme", "verdict", "verdict_detail",
+             "updated_at"],
         )
         n += len(materials)
     return n

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 from catalog.models import EnergyRecord, HullEntry, Scheme
 from discovery.generation.compositional import RidgeCompositionModel
@@ -347,23 +348,67 @@ def load_prior(version: ModelVersion) -> RidgeCompositionModel | None:
     return RidgeCompositionModel.load(path)
 
 
-def hull_references(scheme: Scheme, elements: Iterable[str], extra_schemes: Sequence[Scheme] = ()) -> HullReferences:
-    """The stable phases of ``scheme`` (and ``extra_schemes``) made only of ``elements``, in one query: enough to
-    rebuild every sub-hull; where schemes overlap the hull takes the lowest formation energy."""
-    rows = HullEntry.objects.filter(
-        scheme__in=[scheme, *extra_schemes],
+def hull_references(
+    scheme: Scheme,
+    chemsys: Iterable[str],
+    predict_formation: Callable[[list[Structure]], list[float | None]] | None = None,
+) -> HullReferences:
+    """The hull a candidate of ``scheme`` is placed against: the scheme's own stable phases (its energies) plus every
+    competing phase (``catalog.verdicts.competing_phases``) that the scheme has not computed, at
+    ``predict_formation``'s energy (the screening model's, so candidates and the competitors they lack meet at one
+    level of theory). These are the phases the candidate's verdict will be reached against; energies are never taken
+    from another scheme ("lowest wins" across levels of theory made candidates look stable against nothing).
+
+    ``chemsys``: the candidates' chemical systems (their subsystems come with them)."""
+    from catalog.models import Material
+    from catalog.verdicts import competing_phases
+
+    systems = {frozenset(c.split("-")) for c in chemsys}
+    maximal = [s for s in systems if not any(s < other for other in systems)]
+    elements = sorted(set().union(*maximal)) if maximal else []
+    own = list(HullEntry.objects.filter(
+        scheme=scheme,
         is_stable=True,
         status=HullEntry.Status.OK,
         formation_energy_per_atom__isnull=False,
-        energy_record__elements__contained_by=sorted(set(elements)),
-    ).values_list("energy_record__composition", "formation_energy_per_atom")
-    return HullReferences(rows)
+        energy_record__elements__contained_by=elements,
+        energy_record__excluded_reason="",
+    ).values_list("energy_record__composition", "formation_energy_per_atom"))
+    if predict_formation is None or not maximal:
+        return HullReferences(own)
+    computed = {Composition(c).reduced_formula for c in EnergyRecord.objects.filter(
+        scheme=scheme, elements__contained_by=elements, excluded_reason="").values_list("composition", flat=True)}
+    wanted: dict[str, int] = {}
+    for system in maximal:
+        for competitor in competing_phases("-".join(sorted(system)), exclude_scheme=scheme):
+            if competitor.material_id is not None and competitor.formula not in computed:
+                wanted.setdefault(competitor.formula, competitor.material_id)
+    materials = Material.objects.in_bulk(list(wanted.values()))
+    structures = [materials[pk].to_structure() for pk in wanted.values() if pk in materials]
+    predicted = predict_formation(structures) if structures else []
+    extra = [(s.composition, e) for s, e in zip(structures, predicted, strict=True) if e is not None]
+    return HullReferences(own + extra)
 
 
 @dataclass
 class ScreeningSummary:
     screened: int = 0
     rejected: dict[int, str] = field(default_factory=dict)  # candidate id -> why it could not be screened
+
+
+def predictor(version: ModelVersion, batch_size: int | None = None) -> Callable[[Sequence[Structure]], Any]:
+    """The version's ensemble (weights checked) with its composition prior added back: structures → prediction."""
+    ensemble = load_ensemble(version)
+    prior = load_prior(version)
+    batch_size = batch_size or settings.GNOMON_SCREENING_BATCH_SIZE
+
+    def predict(structures: Sequence[Structure]):
+        prediction = ensemble.predict(list(structures), batch_size=batch_size)
+        if prior is not None:  # the networks predict the residual over the composition prior
+            prediction.mean = prediction.mean + prior.predict([s.composition.reduced_formula for s in structures])
+        return prediction
+
+    return predict
 
 
 def screen_candidates(
@@ -378,17 +423,17 @@ def screen_candidates(
     candidates = list(candidates)
     if not candidates:
         return ScreeningSummary()
-    ensemble = load_ensemble(version)
+    predict = predictor(version, batch_size)
+
+    def predict_formation(structures: list[Structure]) -> list[float | None]:
+        prediction = predict(structures)
+        return [None if i in prediction.errors else float(m) for i, m in enumerate(prediction.mean)]
+
     structures = [Structure.from_dict(c.structure) for c in candidates]
-    prediction = ensemble.predict(structures, batch_size=batch_size or settings.GNOMON_SCREENING_BATCH_SIZE)
-    prior = load_prior(version)
-    if prior is not None:  # the networks predict the residual over the composition prior
-        prediction.mean = prediction.mean + prior.predict([s.composition.reduced_formula for s in structures])
+    prediction = predict(structures)
     references = None
     if version.target == TARGET_FORMATION_ENERGY:
-        elements = {el.symbol for s in structures for el in s.composition.elements}
-        extra_names = (version.hyperparameters or {}).get("extra_schemes") or []
-        references = hull_references(version.scheme, elements, list(Scheme.objects.filter(name__in=extra_names)))
+        references = hull_references(version.scheme, {c.chemsys for c in candidates}, predict_formation)
     summary = ScreeningSummary()
     for index, (candidate, structure) in enumerate(zip(candidates, structures, strict=True)):
         if index in prediction.errors:

@@ -275,6 +275,25 @@ def test_screen_places_formation_energies_against_the_current_hull():
     assert candidates[0].predicted_e_above_hull != pytest.approx(candidates[0].predicted_mean, abs=1e-3)
 
 
+def test_screen_measures_against_the_scheme_s_own_hull_plus_the_competitors_at_the_model_s_energy():
+    """Another scheme's energies never enter the campaign scheme's hull ("lowest wins" across levels of theory); a
+    competing phase the scheme has not computed enters at the screening model's own prediction."""
+    scheme = load_scheme("test:campaign-scheme", Scheme.Kind.FORMATION_ENERGY)  # not a trusted (DFT) source
+    version = train_ensemble(scheme, ensemble_size=2, model_config=TINY, training_config=QUICK)
+    trusted = ensure_scheme("test:trusted-dft", Scheme.Kind.FORMATION_ENERGY, is_dft=True)
+    competitor = make_material(binary("Cs", "Te"), source_id="CsTe-known")
+    record_energies(trusted, [EnergyInput(source_key="CsTe", composition="Cs4Te4", material_id=competitor.pk,
+                                          formation_energy_per_atom=-9.0)])  # absurdly low: must not be used as such
+    update_hulls(trusted, ["Cs-Te"])
+    candidate = make_candidate(binary("Cs", "Te", "cscl"), "cste-cscl")
+    screen_candidates([candidate], version)
+    candidate.refresh_from_db()
+    ensemble_says = load_ensemble(version).predict([binary("Cs", "Te")]).mean[0]
+    hull = min(0.0, float(ensemble_says))
+    assert candidate.predicted_e_above_hull == pytest.approx(candidate.predicted_mean - hull, abs=1e-5)
+    assert candidate.predicted_e_above_hull < 5.0  # -9 eV/atom from the other scheme would have put it 9 eV above
+
+
 def test_select_candidates_marks_the_rule_s_picks(trained: ModelVersion):
     candidates = [make_candidate(binary(c, a), f"sel-{c}{a}") for c, a in [("Na", "Cl"), ("K", "Cl"), ("Cs", "Te")]]
     rejected = make_candidate(isolated_atom(), "sel-isolated")
