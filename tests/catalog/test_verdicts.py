@@ -117,3 +117,31 @@ def test_campaign_hit_rate_counts_confirmed_verdicts_only(sources):
     missing = next(c for c in rnd.verdicts["candidates"] if c["formula"] == "NaCl2")["missing"]
     # NaCl, and the seed's own NaCl2 crystal: another material than the candidate, so a polymorph not yet computed
     assert [m["formula"] for m in missing] == ["NaCl", "NaCl2"]
+
+
+def test_the_verdict_is_stored_on_the_material_and_read_by_the_list_filters_and_optimade(sources, client):
+    from catalog.models import Material
+
+    gpaw = ensure_scheme("GPAW-test", "total_energy", display_priority=0)
+    set_elemental_references(gpaw, REFS)
+    kbr = Structure(Lattice.cubic(6.6), ["K", "Br"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    confirmed = _computed(gpaw, "KBr-candidate", kbr, -1.8)  # no known competitor in K-Br
+    provisional = _computed(gpaw, "MgCl2-fluorite", _fluorite("Mg", "Cl"), -1.0)  # MP's MgCl2 not computed
+    kbr_material = Material.objects.get(pk=confirmed.material_id)
+    mgcl2 = Material.objects.get(pk=provisional.material_id)
+    assert (kbr_material.verdict, mgcl2.verdict) == ("confirmed", "provisional")
+    assert [m["formula"] for m in mgcl2.verdict_detail["missing"]] == ["MgCl2"]
+
+    rest = client.get("/api/v1/materials/", {"verdict": "confirmed", "is_stable": "true"}).json()
+    ids = {row["public_id"] for row in rest["results"]}
+    assert kbr_material.public_id in ids and mgcl2.public_id not in ids
+    assert client.get("/api/v1/materials/", {"verdict": "maybe"}).status_code == 400
+
+    page = client.get("/materials/", {"verdict": "confirmed"}).content.decode()
+    assert kbr_material.public_id in page and mgcl2.public_id not in page
+
+    body = client.get(f"/optimade/v1/structures/{mgcl2.public_id}").json()["data"]["attributes"]
+    assert body["_gnomon_verdict"] == "provisional" and body["_gnomon_missing_competitors"] == ["MgCl2"]
+    assert body["_gnomon_reference_verdict"] == "MP (Bartel 2020): stable, Ed -1.90 eV/atom"
+    found = client.get("/optimade/v1/structures", {"filter": '_gnomon_verdict="confirmed"'}).json()["data"]
+    assert kbr_material.public_id in {d["id"] for d in found} and mgcl2.public_id not in {d["id"] for d in found}
