@@ -186,31 +186,49 @@ def stability_verdict(entry: HullEntry) -> Verdict:
     return stability_verdicts([entry])[entry.pk]
 
 
-def _verdict(entry: HullEntry, competitors: list[Competitor], in_scheme: list[tuple[int, str, int | None]],
-             references: dict[str, ReferenceVerdict]) -> Verdict:
-    record = entry.energy_record
-    own_formula = Composition(record.composition).reduced_formula
+def _missing(competitors: list[Competitor], in_scheme: list[tuple[int, str, int | None]], scheme_name: str, *,
+             judged_record: int | None = None, judged_material: int | None = None) -> list[Missing]:
+    """The competitors without an energy in the scheme (``in_scheme``: its (record, composition, material) rows in the
+    system), with the reason; the record being judged does not stand in for a composition-only competitor."""
     computed_materials = {m for _, _, m in in_scheme if m is not None}
-    formulas_other_than_entry = {Composition(c).reduced_formula for pk, c, _ in in_scheme if pk != record.pk}
+    formulas_other_than_judged = {Composition(c).reduced_formula for pk, c, _ in in_scheme if pk != judged_record}
     missing = []
     for c in competitors:
         if c.material_id is not None and c.material_id in computed_materials:
             continue
-        if c.material_id is None and c.formula in formulas_other_than_entry:
+        if c.material_id is None and c.formula in formulas_other_than_judged:
             continue  # a composition-only competitor: some crystal of it was computed besides the one judged
-        if c.material_id is not None and c.material_id == entry.material_id:
+        if c.material_id is not None and c.material_id == judged_material:
             continue
         if c.material_id is None:
             reason = "no structure known (composition only, " + ", ".join(c.sources) + ")"
         elif not c.computable:
             reason = f"{c.nsites}-atom cell, beyond the {MAX_COMPETITOR_SITES}-atom limit for competitor jobs"
         else:
-            reason = f"not computed in {entry.scheme.name} yet ({c.public_id})"
+            reason = f"not computed in {scheme_name} yet ({c.public_id})"
         missing.append(Missing(c.formula, reason))
+    return missing
+
+
+def _verdict(entry: HullEntry, competitors: list[Competitor], in_scheme: list[tuple[int, str, int | None]],
+             references: dict[str, ReferenceVerdict]) -> Verdict:
+    record = entry.energy_record
+    own_formula = Composition(record.composition).reduced_formula
+    missing = _missing(competitors, in_scheme, entry.scheme.name, judged_record=record.pk,
+                       judged_material=entry.material_id)
     on_hull = entry.e_above_hull is not None and entry.e_above_hull <= ON_HULL_TOLERANCE_EV
     return Verdict(CONFIRMED if not missing else PROVISIONAL, on_hull,
                    [c for c in competitors if c.formula != own_formula or c.material_id != entry.material_id],
                    missing, references.get(own_formula))
+
+
+def missing_competitors(chemsys: str, scheme: Scheme) -> list[Missing]:
+    """The competing phases of ``chemsys`` (and its subsystems) that ``scheme`` has no energy for: what its phase
+    diagram lacks before any verdict on it can be confirmed."""
+    in_scheme = list(EnergyRecord.objects.filter(
+        scheme=scheme, chemsys__contains="-", excluded_reason="",
+        elements__contained_by=sorted(chemsys.split("-"))).values_list("pk", "composition", "material_id"))
+    return _missing(competing_phases(chemsys, exclude_scheme=scheme), in_scheme, scheme.name)
 
 
 def material_verdict(material: Material) -> dict[str, Any] | None:

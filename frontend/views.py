@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog.formats import FORMATS, structure_to_format
 from catalog.models import Material, Scheme
 from catalog.selectors import CRYSTAL_SYSTEMS, InvalidQuery, normalize_elements
+from catalog.verdicts import missing_competitors
 from discovery.models import Campaign
 from frontend import pages
 from frontend.params import PAGE_SIZES, ordering_of, page_of, query_from_params
@@ -139,6 +140,7 @@ def _phase_diagram_context(request, elements: list[str]) -> dict:
     data = phase_diagram(elements, scheme, show_unstable, highlight) if scheme is not None else None
     shown = data.entries if data else []
     return {
+        "missing_competitors": missing_competitors(chemsys, scheme) if scheme is not None else [],
         "chemsys": chemsys,
         "elements": elements,
         "schemes": schemes,

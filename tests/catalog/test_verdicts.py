@@ -145,3 +145,13 @@ def test_the_verdict_is_stored_on_the_material_and_read_by_the_list_filters_and_
     assert body["_gnomon_reference_verdict"] == "MP (Bartel 2020): stable, Ed -1.90 eV/atom"
     found = client.get("/optimade/v1/structures", {"filter": '_gnomon_verdict="confirmed"'}).json()["data"]
     assert kbr_material.public_id in {d["id"] for d in found} and mgcl2.public_id not in {d["id"] for d in found}
+
+
+def test_the_phase_diagram_lists_the_competitors_its_scheme_lacks(sources, client):
+    gpaw = ensure_scheme("GPAW-test", "total_energy")
+    set_elemental_references(gpaw, REFS)
+    _computed(gpaw, "NaCl-gpaw", None, -2.0, material=sources["NaCl"])
+    page = client.get("/phase-diagrams/Cl-K-Na/", {"scheme": "GPAW-test"}).content.decode()
+    listed = page[page.index("Competing phases not in this diagram"):]
+    assert "not computed in GPAW-test yet" in listed and "KCl" in listed.replace("<sub>", "").replace("</sub>", "")
+    assert sources["NaCl"].public_id not in listed  # computed: not missing
