@@ -11,6 +11,7 @@ test:             ## run the whole test suite (real PostgreSQL, real Redis, real
 
 lint:
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 
 bench: setup      ## run every benchmark; results in benchmarks/results/
 	.venv/bin/python benchmarks/run_all.py

@@ -4,7 +4,7 @@
 Measures, in one run against one PostgreSQL database (``BENCH_DATABASE_URL``, default: database ``BENCH_1M_DATABASE``
 = ``gnomon_bench1m`` on the ``DATABASE_URL`` server, shared with api_latency.py, created and migrated on first use):
 
-- export throughput (materials/s) of ``catalog.api.export.stream_export`` for JSON Lines (with structures), CSV and
+- export throughput (materials/s) of ``api.export.stream_export`` for JSON Lines (with structures), CSV and
   extended XYZ over the whole table, each in a fresh process;
 - growth of that process's resident memory (VmRSS sampled during the export, minus before) for 1k rows vs the whole
   table (flat = constant memory);
@@ -100,7 +100,7 @@ def rss_mb() -> float:
 
 def measure_export(fmt: str, rows: int | None, without_structure: bool = False) -> dict:
     """One export in this (fresh) process: seconds, rows, bytes, peak RSS."""
-    from catalog.api.export import stream_export
+    from api.export import stream_export
     from catalog.models import Material
     from catalog.selectors import MaterialQuery, search_materials
 
@@ -112,7 +112,7 @@ def measure_export(fmt: str, rows: int | None, without_structure: bool = False) 
     started = time.perf_counter()
     n_bytes = 0
     n_lines = 0
-    from catalog.api.export import EXPORT_COLUMNS
+    from api.export import EXPORT_COLUMNS
 
     fields = tuple(EXPORT_COLUMNS) if without_structure else None
     for i, chunk in enumerate(stream_export(queryset, fmt, fields)):
@@ -130,7 +130,7 @@ def measure_export(fmt: str, rows: int | None, without_structure: bool = False) 
 
 def measure_naive(rows: int) -> dict:
     """Baseline: a DRF serializer over a fully materialised queryset, then one JSON line per row."""
-    from catalog.api.serializers import ALL_MATERIAL_FIELDS, MaterialSerializer
+    from api.serializers import ALL_MATERIAL_FIELDS, MaterialSerializer
     from catalog.models import Material
 
     fields = tuple(f for f in ALL_MATERIAL_FIELDS if f != "origins")

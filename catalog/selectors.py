@@ -69,6 +69,17 @@ class MaterialQuery:
     ordering: tuple[str, ...] = field(default_factory=lambda: ("public_id",))
 
 
+# Which scheme's numbers a material shows when several hold it (and which hull a chemical system shows): the lowest
+# display_priority, DFT before ML at equal priority, then by name. The one definition; order_by through
+# ``by_preferred_scheme``.
+PREFERRED_SCHEME_ORDER = ("display_priority", "-is_dft", "name")
+
+
+def by_preferred_scheme(prefix: str = "") -> list[str]:
+    """``order_by`` keys that put the preferred scheme first; ``prefix`` is the path to the scheme (``"scheme__"``)."""
+    return [("-" if key.startswith("-") else "") + prefix + key.lstrip("-") for key in PREFERRED_SCHEME_ORDER]
+
+
 def normalize_elements(symbols, param: str = "elements") -> tuple[str, ...]:
     """Accept 'Li,Fe' or ['Li', 'Fe']; reject unknown symbols by name."""
     if isinstance(symbols, str):

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
 from discovery.campaign_config import CampaignConfigError
-from discovery.models import Campaign, CampaignRound, DFTJob
+from discovery.models import TERMINAL_JOB_STATES, Campaign, CampaignRound, DFTJob
 from discovery.services import campaigns as services
 from discovery.services import dft
 
@@ -172,7 +172,7 @@ class DFTJobAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected queued or running jobs")
     def cancel(self, request, queryset):
         n = 0
-        for job in queryset.exclude(state__in=dft.TERMINAL_STATES):
+        for job in queryset.exclude(state__in=TERMINAL_JOB_STATES):
             dft.cancel_job(job.pk, reason=f"cancelled by {request.user}")
             n += 1
         self.message_user(request, f"cancelled {n} DFT jobs", messages.SUCCESS)

@@ -224,3 +224,9 @@ class DFTJob(models.Model):
 
     def __str__(self) -> str:
         return f"DFTJob {self.pk} {self.backend}/{self.preset} {self.state}"
+
+
+# The one definition of where a DFT job's state machine ends. "Dead" jobs (failed, cancelled) are not the live job of
+# their target (one_live_dft_job_per_candidate/material): a new one may be created.
+DEAD_JOB_STATES = (DFTJob.State.FAILED, DFTJob.State.CANCELLED)
+TERMINAL_JOB_STATES = (DFTJob.State.SUCCEEDED, *DEAD_JOB_STATES)

@@ -12,8 +12,8 @@ from django.db.models.functions import Cast
 
 from catalog.formats import structure_to_format
 from catalog.models import ChemsysHull, EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
-from catalog.selectors import search_materials
-from catalog.verdicts import stability_verdict
+from catalog.selectors import by_preferred_scheme, search_materials
+from catalog.verdicts import ON_HULL_TOLERANCE_EV, stability_verdict
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def home_counts() -> dict:
         counts = Material.objects.aggregate(
             materials=Count("id"),
             stable=Count("id", filter=Q(is_stable=True)),
-            on_hull=Count("id", filter=Q(e_above_hull__lte=1e-6)),
+            on_hull=Count("id", filter=Q(e_above_hull__lte=ON_HULL_TOLERANCE_EV)),
         )
         counts["discovered"] = (
             MaterialOrigin.objects.filter(kind=MaterialOrigin.Kind.CAMPAIGN).values("material").distinct().count()
@@ -173,8 +173,7 @@ def preferred_hull_entry(material: Material, energies: list[EnergyRecord]) -> Hu
     for record in with_hull:
         if record.scheme_id == material.hull_scheme_id:
             return record.hull_entry
-    with_hull.sort(key=lambda e: (e.scheme.display_priority, e.scheme.name))
-    return with_hull[0].hull_entry if with_hull else None
+    return with_hull[0].hull_entry if with_hull else None  # energies come in by_preferred_scheme order
 
 
 def decomposition_rows(hull_entry: HullEntry | None) -> list[dict]:
@@ -244,7 +243,7 @@ def material_page(material: Material) -> dict:
     energies = list(
         EnergyRecord.objects.filter(material=material)
         .select_related("scheme", "hull_entry")
-        .order_by("scheme__display_priority", "scheme__name")
+        .order_by(*by_preferred_scheme("scheme__"))
     )
     hull_entry = preferred_hull_entry(material, energies)
     origins = list(material.origins.all().order_by("created_at"))

@@ -56,8 +56,8 @@ def error_response(request: HttpRequest, status: int, title: str, message: str) 
     """The error in the shape each part of the site speaks: JSON:API for OPTIMADE, DRF's for the REST API."""
     path = request.path
     if path.startswith("/optimade/"):
-        from catalog.optimade.views import OptimadeError
-        from catalog.optimade.views import error_response as optimade_error
+        from api.optimade.responses import OptimadeError
+        from api.optimade.responses import error_response as optimade_error
 
         return optimade_error(request, OptimadeError(status, title, message))
     if path.startswith("/api/"):

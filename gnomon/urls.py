@@ -8,11 +8,11 @@ from gnomon.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include("catalog.api.urls")),
+    path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    path("optimade/", include("catalog.optimade.urls")),
+    path("optimade/", include("api.optimade.urls")),
     path("healthz", healthz, name="healthz"),
     path("", include("frontend.urls")),
 ]

@@ -16,5 +16,7 @@ $PY scripts/ensure_database.py
 export GNOMON_DATA_DIR=${GNOMON_DATA_DIR:-$(cd .. && pwd)/shared/data}
 echo "==> ruff"
 .venv/bin/ruff check .
+echo "==> lint-imports (layers and the science core's independence: pyproject.toml [tool.importlinter])"
+.venv/bin/lint-imports --no-cache
 echo "==> pytest (DATABASE_URL=${DATABASE_URL:-embedded}, CELERY_BROKER_URL=${CELERY_BROKER_URL:-embedded})"
 exec $PY -m pytest "$@"

@@ -307,18 +307,12 @@ def set_elemental_references(scheme: Scheme | str, energies_per_atom: dict[str, 
 
 
 def update_hulls_if_available(scheme: Scheme, chemsystems: Iterable[str]) -> bool:
-    """Recompute the hulls touched by new energies, through catalog.services.hulls when that module is installed.
-
-    Returns False (and logs) when it is not, or when the scheme builds no hull (stability values).
-    """
+    """Recompute the hulls touched by new energies (``catalog.services.hulls``); False when the scheme builds no hull
+    (stability values)."""
     chemsystems = sorted(set(chemsystems))
     if not chemsystems or not scheme.builds_hull:
         return False
-    try:
-        from catalog.services.hulls import update_hulls
-    except ImportError:
-        logger.warning("hulls not updated for %d chemical systems in %s: catalog.services.hulls is not available",
-                       len(chemsystems), scheme.name)
-        return False
+    from catalog.services.hulls import update_hulls  # hulls import energies: a module-level import would be a cycle
+
     update_hulls(scheme, chemsystems)
     return True

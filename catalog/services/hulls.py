@@ -30,6 +30,7 @@ from pymatgen.core import Composition
 
 from catalog import hulls as engine
 from catalog.models import ChemsysHull, ElementalReference, EnergyRecord, HullEntry, Material, Scheme
+from catalog.selectors import by_preferred_scheme
 from catalog.structures import parse_chemsys
 from catalog.verdicts import stability_verdicts
 
@@ -430,7 +431,7 @@ def refresh_material_stability(material_ids: Iterable[int]) -> int:
         preferred = {
             h.material_id: h
             for h in HullEntry.objects.filter(material_id__in=chunk, status=HullEntry.Status.OK)
-            .order_by("material_id", "scheme__display_priority", "-scheme__is_dft", "scheme__name")
+            .order_by("material_id", *by_preferred_scheme("scheme__"))
             .distinct("material_id")
             .select_related("scheme", "energy_record")
         }

@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from catalog.models import Scheme
 from discovery.campaign_config import CampaignConfig
-from discovery.models import Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
+from discovery.models import TERMINAL_JOB_STATES, Campaign, CampaignRound, Candidate, DFTJob, ModelVersion
 
 MIN_TRAINING_CRYSTALS = 50  # below this the campaign's own scheme is too small to train on
 MIN_OPTIMIZER_STEPS = 150  # per ensemble member: small seed sets get smaller batches and more epochs
-TERMINAL = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
+
 
 
 class StageWaiting(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -233,12 +233,12 @@ def round_jobs(rnd: CampaignRound):
 
 def wait_for_jobs(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> str:
     jobs = round_jobs(rnd)
-    pending = jobs.exclude(state__in=TERMINAL).count()
+    pending = jobs.exclude(state__in=TERMINAL_JOB_STATES).count()
     if pending:
         raise StageWaiting(f"{pending} of {jobs.count()} DFT jobs pending in round {rnd.index}")
     # reference phases the round's jobs queued (e.g. KF and NaF for a KNaF2 candidate): the hull is not final before
     phases = DFTJob.objects.filter(settings__reference_for_job__in=list(jobs.values_list("pk", flat=True)))
-    phases_pending = phases.exclude(state__in=TERMINAL).count()
+    phases_pending = phases.exclude(state__in=TERMINAL_JOB_STATES).count()
     if phases_pending:
         raise StageWaiting(f"{phases_pending} reference-phase DFT jobs pending for round {rnd.index}")
     span = jobs.aggregate(first=Min("created_at"), last=Max("finished_at"))

@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from discovery import messages
 from discovery.campaign_config import CampaignConfig, CampaignConfigError, validate
 from discovery.dft.base import available_backends, load_plugins
 from discovery.models import Campaign, CampaignRound, DFTJob
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 ACTIVE = (Campaign.Status.QUEUED, Campaign.Status.RUNNING)
 # Stages of one round, in order. "generating" waits for the round's generation chunks, "verifying" for its DFT jobs.
 STAGES = ("generate", "generating", "screen", "verify", "verifying", "fold", "retrain", "done")
-TERMINAL_JOB_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 
 
 class CampaignStateError(ValueError):
@@ -64,15 +64,12 @@ def _current_stage(campaign_id: int) -> str | None:
 
 
 def _send(campaign_id: int, queue: str) -> None:
-    from discovery.tasks import advance_campaign_task
-
-    advance_campaign_task.apply_async((campaign_id, queue), queue=queue)
+    messages.advance_campaign(campaign_id, queue)
 
 
 def _nudge(campaign_id: int, stage: str | None = None) -> None:
     """Ask a worker of the right queue to advance the campaign once the current transaction has committed."""
-    queue = queue_for(stage if stage is not None else _current_stage(campaign_id))
-    transaction.on_commit(lambda: _send(campaign_id, queue))
+    _send(campaign_id, queue_for(stage if stage is not None else _current_stage(campaign_id)))
 
 
 def create_campaign(raw: dict[str, Any] | CampaignConfig, *, user, launch: bool = False) -> Campaign:

@@ -39,7 +39,9 @@ from django.utils import timezone
 from pymatgen.core import Composition, Structure
 
 from catalog.models import ElementalReference, EnergyRecord, Material, MaterialOrigin, Scheme
+from catalog.services.hulls import update_hulls
 from catalog.structures import chemsys_of
+from discovery import messages
 from discovery.dft import DFTError, DFTResult, SchemeSpec, get_backend, get_preset
 from discovery.dft.base import load_plugins
 from discovery.dft.references import ReferenceStructure, elemental_reference
@@ -48,11 +50,10 @@ from discovery.generation.prototypes import (
     prototype_structures,
     rank_searched,
 )
-from discovery.models import Candidate, DFTJob
+from discovery.models import DEAD_JOB_STATES, TERMINAL_JOB_STATES, Candidate, DFTJob
 
 logger = logging.getLogger(__name__)
 
-TERMINAL_STATES = (DFTJob.State.SUCCEEDED, DFTJob.State.FAILED, DFTJob.State.CANCELLED)
 ADVISORY_LOCK_CLASS = 0x67444654  # 'gDFT': first key of pg_try_advisory_lock(int, int); the job id is the second
 REFERENCE_LOCK_CLASS = 0x67524546  # 'gREF': first key of the per-(scheme, element) reference lock
 LOG_EXCERPT_CHARS = 6000
@@ -134,7 +135,7 @@ def create_job(
     if candidate is not None or material is not None:
         existing = (
             DFTJob.objects.filter(candidate=candidate, material=material, backend=backend, preset=preset)
-            .exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED])
+            .exclude(state__in=DEAD_JOB_STATES)
             .first()
         )
         if existing is not None:
@@ -154,26 +155,20 @@ def create_job(
             )
     except IntegrityError:  # another process created the same job meanwhile (one_live_dft_job_per_candidate/material)
         return (DFTJob.objects.filter(candidate=candidate, material=material, backend=backend, preset=preset)
-                .exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED]).get())
+                .exclude(state__in=DEAD_JOB_STATES).get())
 
 
 def enqueue_job(job: DFTJob, countdown: float | None = None) -> None:
     """Send the job to the ``dft`` queue once the current transaction commits, with its preset's time limit
     (``countdown``: not before so many seconds, e.g. once the sending worker has let go of the job's lock)."""
-    from discovery.tasks import run_dft_job
-
-    limit = get_preset(job.preset).time_limit_s
-    job_id = job.pk
-    transaction.on_commit(
-        lambda: run_dft_job.apply_async((job_id,), time_limit=limit + 60, soft_time_limit=limit, countdown=countdown)
-    )
+    messages.run_dft_job(job.pk, time_limit_s=get_preset(job.preset).time_limit_s, countdown=countdown)
 
 
 def cancel_job(job_id: int, reason: str = "cancelled") -> DFTJob:
     """Queued or running jobs become cancelled; a running backend finishes but its result is discarded."""
     with transaction.atomic():
         job = DFTJob.objects.select_for_update().get(pk=job_id)
-        if job.state in TERMINAL_STATES:
+        if job.state in TERMINAL_JOB_STATES:
             raise DFTJobError(f"DFT job {job_id} is already {job.state}")
         job.state = DFTJob.State.CANCELLED
         job.finished_at = timezone.now()
@@ -187,7 +182,7 @@ def retry_failed_jobs(job_ids: Iterable[int]) -> int:
     n = 0
     with transaction.atomic():
         for job in DFTJob.objects.select_for_update().filter(
-            pk__in=list(job_ids), state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED]
+            pk__in=list(job_ids), state__in=DEAD_JOB_STATES
         ):
             job.state = DFTJob.State.QUEUED
             job.finished_at = None
@@ -223,7 +218,7 @@ def claim_job(job_id: int, worker_host: str | None = None) -> DFTJob | None:
     """Move a queued (or orphaned running) job to running under this worker's lock; None if it is not ours to run."""
     with transaction.atomic():
         job = DFTJob.objects.select_for_update().get(pk=job_id)
-        if job.state in TERMINAL_STATES:
+        if job.state in TERMINAL_JOB_STATES:
             return None
         if not _try_lock(job.pk):
             return None  # a live worker holds it
@@ -405,7 +400,7 @@ def release_for_retry(job_id: int, exc: BaseException, *, wall_time_s: float) ->
 def fail_job(job_id: int, exc: BaseException, *, wall_time_s: float, transient: bool = False) -> None:
     with transaction.atomic():
         job = DFTJob.objects.select_for_update().get(pk=job_id)
-        if job.state in TERMINAL_STATES:
+        if job.state in TERMINAL_JOB_STATES:
             return
         job.state = DFTJob.State.FAILED
         job.finished_at = timezone.now()
@@ -476,13 +471,7 @@ def complete_job(job_id: int, result: DFTResult, *, scheme: Scheme, wall_time_s:
 
 
 def update_hulls_for(scheme: Scheme, chemsystems: list[str]) -> None:
-    """Incremental hull update through catalog.services.hulls (inside the caller's transaction)."""
-    try:
-        from catalog.services.hulls import update_hulls
-    except ImportError:
-        logger.warning("catalog.services.hulls is not available: hulls of %s in %s not updated", chemsystems,
-                       scheme.name)
-        return
+    """Incremental hull update (``catalog.services.hulls``), inside the caller's transaction."""
     update_hulls(scheme, chemsystems)
 
 
@@ -605,7 +594,7 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
     tag = {"competitor_for_campaign": campaign.pk} if campaign is not None else {}
     ids: list[int] = []
     live = set(DFTJob.objects.filter(material_id__in=[c.material_id for c in computable], backend=backend,
-                                     preset=preset).exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED])
+                                     preset=preset).exclude(state__in=DEAD_JOB_STATES)
                .values_list("material_id", flat=True))
     for competitor in [c for c in computable if c.material_id not in computed]:
         if competitor.material_id not in live:
@@ -626,7 +615,7 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
     have = {Composition(c).reduced_formula for c in EnergyRecord.objects.filter(
         scheme=scheme, elements__contained_by=sorted(elements)).values_list("composition", flat=True)}
     searched = set(DFTJob.objects.filter(backend=backend, preset=preset, settings__has_key="searched_for")
-                   .exclude(state__in=[DFTJob.State.FAILED, DFTJob.State.CANCELLED])
+                   .exclude(state__in=DEAD_JOB_STATES)
                    .values_list("settings__searched_for", flat=True))
     version = _ranking_model(campaign)
     for competitor in composition_only:

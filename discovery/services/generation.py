@@ -25,6 +25,7 @@ from pymatgen.core import Structure
 from catalog.models import Material
 from catalog.parallel import map_in_processes, pool_size
 from catalog.structures import chemsys_of
+from discovery import messages
 from discovery.campaign_config import CampaignConfig
 from discovery.generation.base import GeneratedCandidate
 from discovery.generation.compositional import (
@@ -332,7 +333,6 @@ def finish_generation(
 
 
 # --- campaigns: the same work, fanned out over the task queue -------------------------------------------------------
-CHUNK_TASK = "discovery.tasks.run_generation_chunk"
 MAX_CHUNK_ATTEMPTS = 3  # a chunk lost or failed this many times fails its round, with the reason
 
 
@@ -370,17 +370,11 @@ def fan_out_generation(rnd: CampaignRound, config: CampaignConfig) -> list[Gener
 
 
 def send_chunks(chunks: Sequence[GenerationChunk]) -> None:
-    """Mark the chunks sent and send their tasks once the current transaction commits (by name: no tasks import)."""
-    from celery import current_app
-
+    """Mark the chunks sent and send their tasks once the current transaction commits."""
     if not chunks:
         return
-    now = timezone.now()
-    GenerationChunk.objects.filter(pk__in=[c.pk for c in chunks]).update(sent_at=now)
-    ids = [c.pk for c in chunks]
-    transaction.on_commit(
-        lambda: [current_app.send_task(CHUNK_TASK, args=(pk,), queue="default") for pk in ids]
-    )
+    GenerationChunk.objects.filter(pk__in=[c.pk for c in chunks]).update(sent_at=timezone.now())
+    messages.run_generation_chunks([c.pk for c in chunks])
 
 
 def run_generation_chunk(chunk_id: int, worker_host: str = "") -> str:

@@ -11,7 +11,7 @@ import pytest
 from ase.io import read
 from pymatgen.core import Structure
 
-from catalog.api.export import DEFAULT_FIELDS, stream_export
+from api.export import DEFAULT_FIELDS, stream_export
 from catalog.models import Material
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +87,7 @@ def test_bad_parameters(client, catalog_rows, query, param):
 
 def test_streams_come_in_chunks(catalog_rows, monkeypatch):
     """Rows go out as they arrive: several blocks for several blocks' worth of rows, in both export paths."""
-    from catalog.api import export
+    from api import export
 
     monkeypatch.setattr(export, "COPY_BLOCK", 1)  # every COPY row becomes a block
     chunks = list(stream_export(Material.objects.order_by("id"), "jsonl", ("public_id",)))

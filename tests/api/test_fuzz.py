@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.api.filters import MaterialFilterSet
+from api.filters import MaterialFilterSet
 
 pytestmark = pytest.mark.django_db
 

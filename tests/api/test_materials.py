@@ -176,7 +176,7 @@ def test_list_rows_have_the_documented_serializer_shape(client, catalog_rows):
     """Lists are built from .values() rows for speed; they must equal what the documented serializer gives."""
     from rest_framework.renderers import JSONRenderer
 
-    from catalog.api.serializers import ALL_MATERIAL_FIELDS, MaterialSerializer
+    from api.serializers import ALL_MATERIAL_FIELDS, MaterialSerializer
 
     public_id = catalog_rows["lafeo3"].public_id
     served = client.get(f"{URL}?fields={','.join(ALL_MATERIAL_FIELDS)}&formula=LaFeO3").json()["results"][0]

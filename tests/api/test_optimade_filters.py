@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from api.optimade.fields import annotations, anonymous_formula, pymatgen_anonymous, reduced_formula
+from api.optimade.filters import FilterError, FilterNotImplemented, parse_filter
 from catalog.models import Material
-from catalog.optimade.fields import annotations, anonymous_formula, pymatgen_anonymous, reduced_formula
-from catalog.optimade.filters import FilterError, FilterNotImplemented, parse_filter
 
 pytestmark = pytest.mark.django_db
 

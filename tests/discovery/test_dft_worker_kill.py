@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from catalog.models import EnergyRecord, Material
-from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
+from discovery.models import TERMINAL_JOB_STATES, Campaign, CampaignRound, Candidate, DFTJob
 from discovery.services import dft
 from tests.discovery.campaign_support import database_url, stop, wait_for
 from tests.factories import rocksalt
@@ -50,7 +50,7 @@ def _finish_on_a_new_worker(job: DFTJob, name: str, log: Path, workdir: Path) ->
     try:
         def finished() -> bool:
             job.refresh_from_db()
-            return job.state in dft.TERMINAL_STATES
+            return job.state in TERMINAL_JOB_STATES
 
         wait_for(finished, 120, "the re-queued job to finish", log)
     finally:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.optimade.client import OptimadeClientError, iter_structures, provider_prefix
+from catalog.optimade_client import OptimadeClientError, iter_structures, provider_prefix
+from catalog.services.materials import register_material
 
 
 class Command(BaseCommand):
@@ -24,10 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
 
     def handle(self, *args, url, filter, limit, page_limit, dataset, licence, timeout, **options):
-        try:
-            from catalog.services.materials import register_material
-        except ImportError as exc:  # pragma: no cover - depends on the catalog ingestion branch
-            raise CommandError("the catalog's ingestion service (catalog.services.materials) is not installed") from exc
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1")
         if not 1 <= page_limit <= 1000:

@@ -6,11 +6,8 @@ valid but unsupported filter, 403 for ``page_limit`` above the maximum, 553 for 
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.db.models import F
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
@@ -18,23 +15,24 @@ from optimade import __api_version__
 from optimade.models import DataType
 from optimade.server.schemas import ENTRY_INFO_SCHEMAS, retrieve_queryable_properties
 
-from catalog.models import Material
-from catalog.optimade import fields as opt_fields
-from catalog.optimade.entries import (
+from api.optimade import fields as opt_fields
+from api.optimade.entries import (
     PROVIDER_PROPERTIES,
     STANDARD_PROPERTIES,
     resource_queryset,
     structure_resource,
 )
-from catalog.optimade.filters import FilterError, FilterNotImplemented, parse_filter
+from api.optimade.filters import FilterError, FilterNotImplemented, parse_filter
+from api.optimade.responses import OptimadeError, error_response
+from api.optimade.responses import json_response as _json
+from api.optimade.responses import meta as _meta
+from catalog.models import Material
 
 MAJOR = __api_version__.split(".")[0]
 SERVED_VERSION_PREFIXES = {f"v{MAJOR}", "v" + ".".join(__api_version__.split(".")[:2]), f"v{__api_version__}"}
-SCHEMA_URL = f"https://schemas.optimade.org/openapi/v{__api_version__}/optimade.json"
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE_LIMIT = 500
 ENTRY_TYPES = ("structures", "references")
-JSONAPI = "application/vnd.api+json"
 KNOWN_QUERY_PARAMS = {
     "filter",
     "response_format",
@@ -52,12 +50,6 @@ KNOWN_QUERY_PARAMS = {
 }
 
 
-class OptimadeError(Exception):
-    def __init__(self, status: int, title: str, detail: str):
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
-
-
 def _base_url(request) -> str:
     """The versioned base URL as the client reached it (…/optimade/v1)."""
     path = request.path
@@ -65,50 +57,6 @@ def _base_url(request) -> str:
     root = path[: path.index(marker) + len(marker)]
     version = path[len(root) :].split("/", 1)[0]
     return request.build_absolute_uri(root + version)
-
-
-def _meta(
-    request, data_returned: int | None = None, data_available: int | None = None, more_data_available: bool = False
-) -> dict:
-    provider = {
-        "name": settings.GNOMON_OPTIMADE_PROVIDER_NAME,
-        "description": "A self-hosted, living catalog for materials discovery",
-        "prefix": opt_fields.PROVIDER_PREFIX,
-        "homepage": settings.GNOMON_OPTIMADE_HOMEPAGE,
-    }
-    meta = {
-        "query": {
-            "representation": request.get_full_path().split("/optimade/", 1)[-1].split("/", 1)[-1]
-            if "/optimade/" in request.path
-            else request.get_full_path()
-        },
-        "api_version": __api_version__,
-        "time_stamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "more_data_available": more_data_available,
-        "provider": provider,
-        "implementation": {"name": "Gnomon", "version": "0.1.0"},
-        "schema": SCHEMA_URL,
-    }
-    meta["query"]["representation"] = "/" + meta["query"]["representation"].lstrip("/")
-    if data_returned is not None:
-        meta["data_returned"] = data_returned
-    if data_available is not None:
-        meta["data_available"] = data_available
-    return meta
-
-
-def _json(payload: dict, status: int = 200) -> HttpResponse:
-    return HttpResponse(json.dumps(payload), status=status, content_type=JSONAPI)
-
-
-def error_response(request, error: OptimadeError) -> HttpResponse:
-    return _json(
-        {
-            "errors": [{"status": str(error.status), "title": error.title, "detail": error.detail}],
-            "meta": _meta(request),
-        },
-        status=error.status,
-    )
 
 
 def optimade_view(func):

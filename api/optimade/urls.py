@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from catalog.optimade import views
+from api.optimade import views
 
 app_name = "optimade"
 

@@ -1,7 +1,7 @@
 """Query parameters of the materials list and the export, named like the Materials Project API's.
 
 The FilterSet only translates: it checks each parameter's shape (the same patterns the OpenAPI schema publishes, see
-``catalog.api.params``), turns the parameters into a ``catalog.selectors.MaterialQuery`` and lets ``search_materials``
+``api.params``), turns the parameters into a ``catalog.selectors.MaterialQuery`` and lets ``search_materials``
 (shared with the web UI and OPTIMADE) run it. Errors come back as 400s naming the parameter.
 """
 
@@ -11,8 +11,8 @@ import django_filters
 from django import forms
 from rest_framework.exceptions import ValidationError
 
-from catalog.api import params
-from catalog.api.params import API_ORDERING_FIELDS, ORDERING_ALIASES
+from api import params
+from api.params import API_ORDERING_FIELDS, ORDERING_ALIASES
 from catalog.models import Material
 from catalog.selectors import CRYSTAL_SYSTEMS, InvalidQuery, MaterialQuery, search_materials
 from catalog.verdicts import VERDICT_STATES

@@ -7,8 +7,8 @@ from datetime import UTC
 
 from django.db.models import Prefetch
 
+from api.optimade.fields import PROVIDER_PREFIX, anonymous_formula, reduced_formula
 from catalog.models import Material, MaterialOrigin
-from catalog.optimade.fields import PROVIDER_PREFIX, anonymous_formula, reduced_formula
 
 P = f"_{PROVIDER_PREFIX}_"
 

@@ -15,11 +15,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api import params
-from catalog.api.export import EXPORT_FIELDS, EXPORT_FORMATS, parse_export_fields, stream_export
-from catalog.api.filters import MaterialFilterSet, search_from_params
-from catalog.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, KeysetPage
-from catalog.api.renderers import (
+from api import params
+from api.export import EXPORT_FIELDS, EXPORT_FORMATS, parse_export_fields, stream_export
+from api.filters import MaterialFilterSet, search_from_params
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, KeysetPage
+from api.renderers import (
     CIFRenderer,
     CIFZipRenderer,
     CSVRenderer,
@@ -28,7 +28,7 @@ from catalog.api.renderers import (
     JSONLinesRenderer,
     POSCARRenderer,
 )
-from catalog.api.serializers import (
+from api.serializers import (
     ALL_MATERIAL_FIELDS,
     LIST_DEFAULT_FIELDS,
     CampaignLaunchSerializer,
@@ -42,8 +42,9 @@ from catalog.api.serializers import (
     parse_fields,
     represent_materials,
 )
-from catalog.api.throttling import EXPORT_THROTTLES, READ_THROTTLES
+from api.throttling import EXPORT_THROTTLES, READ_THROTTLES
 from catalog.models import ChemsysHull, HullEntry, Material
+from catalog.selectors import by_preferred_scheme
 from catalog.verdicts import material_verdict
 from discovery.models import Campaign
 from discovery.services.campaigns import CampaignConfigError, create_campaign
@@ -266,7 +267,7 @@ class HullView(JSONErrorsMixin, APIView):
             raise ValidationError({"scheme": ["a scheme name: 1 to 64 characters, no NUL"]})
         if scheme:
             hulls = hulls.filter(scheme__name=scheme)
-        hull = hulls.order_by("scheme__display_priority", "scheme__name").first()
+        hull = hulls.order_by(*by_preferred_scheme("scheme__")).first()
         if hull is None:
             raise NotFound(f"no hull for {'-'.join(elements)}" + (f" in scheme '{scheme}'" if scheme else ""))
         entries = (

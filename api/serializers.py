@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from catalog.api import params
+from api import params
 from catalog.models import Material, MaterialOrigin
 from discovery.models import Campaign, CampaignRound
 

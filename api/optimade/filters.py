@@ -20,8 +20,8 @@ from optimade.filterparser import LarkParser
 from optimade.filtertransformers import BaseTransformer
 from pymatgen.core import Composition
 
+from api.optimade.fields import COLUMNS, NOT_QUERYABLE, PROVIDER_PREFIX, pymatgen_anonymous
 from catalog.models import MaterialOrigin
-from catalog.optimade.fields import COLUMNS, NOT_QUERYABLE, PROVIDER_PREFIX, pymatgen_anonymous
 
 
 class FilterError(ValueError):
