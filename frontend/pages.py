@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import Count, IntegerField, Q, Subquery, Sum
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models import Count, Q
 
 from catalog.formats import structure_to_format
 from catalog.models import ChemsysHull, EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
 from catalog.selectors import by_preferred_scheme, search_materials
 from catalog.verdicts import ON_HULL_TOLERANCE_EV, stability_verdict
-from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
+from discovery.models import Campaign
+from discovery.selectors import campaign_jobs, campaign_trails, int_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -116,20 +115,6 @@ def origin_choices() -> list[str]:
 
 
 # ---------------------------------------------------------------- material page
-@dataclass
-class CampaignTrail:
-    origin: MaterialOrigin
-    campaign: Campaign | None = None
-    round: CampaignRound | None = None
-    candidate: Candidate | None = None
-    jobs: list[DFTJob] = field(default_factory=list)
-
-
-def _int_or_none(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def symmetry_and_sites(material: Material, structure) -> tuple[dict, list[dict]]:
@@ -181,61 +166,14 @@ def decomposition_rows(hull_entry: HullEntry | None) -> list[dict]:
     if hull_entry is None or not hull_entry.decomposition:
         return []
     products = [p for p in hull_entry.decomposition if isinstance(p, dict)]
-    pks = {_int_or_none(p.get("material")) for p in products} - {None}
+    pks = {int_or_none(p.get("material")) for p in products} - {None}
     public_ids = dict(Material.objects.filter(pk__in=pks).values_list("pk", "public_id")) if pks else {}
     rows = []
     for product in products:
         ref = product.get("material")
-        public_id = ref if isinstance(ref, str) and ref.startswith("gn-") else public_ids.get(_int_or_none(ref))
+        public_id = ref if isinstance(ref, str) and ref.startswith("gn-") else public_ids.get(int_or_none(ref))
         rows.append({"formula": product.get("formula", ""), "fraction": product.get("fraction"), "public_id": public_id})
     return rows
-
-
-def campaign_trails(material: Material, origins: list[MaterialOrigin]) -> list[CampaignTrail]:
-    """campaign → round → parent → DFT job for each campaign origin (the candidate and job rows, plus the ids the
-    origin's ``details`` records)."""
-    campaign_origins = [o for o in origins if o.kind == MaterialOrigin.Kind.CAMPAIGN]
-    if not campaign_origins:
-        return []
-    detail_ids = {"campaign": set(), "candidate": set(), "job": set()}
-    for origin in campaign_origins:
-        details = origin.details or {}
-        for key, names in (
-            ("campaign", ("campaign", "campaign_id")),
-            ("candidate", ("candidate", "candidate_id")),
-            ("job", ("dft_job", "dft_job_id", "job", "job_id")),
-        ):
-            for name in names:
-                if _int_or_none(details.get(name)) is not None:
-                    detail_ids[key].add(int(details[name]))
-    candidates = list(
-        Candidate.objects.filter(Q(material=material) | Q(pk__in=detail_ids["candidate"]))
-        .select_related("round__campaign", "parent")
-        .defer("structure", "parent__structure")
-    )
-    jobs = list(
-        DFTJob.objects.filter(Q(material=material) | Q(pk__in=detail_ids["job"]) | Q(candidate__in=candidates))
-        .select_related("scheme")
-        .defer("input_structure", "result")
-        .order_by("created_at")
-    )
-    campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in=detail_ids["campaign"])}
-    trails = []
-    for origin in campaign_origins:
-        details = origin.details or {}
-        candidate = next(
-            (c for c in candidates if c.pk == _int_or_none(details.get("candidate", details.get("candidate_id")))),
-            candidates[0] if candidates else None,
-        )
-        trail = CampaignTrail(origin=origin, candidate=candidate)
-        if candidate is not None and candidate.round is not None:
-            trail.round = candidate.round
-            trail.campaign = candidate.round.campaign
-        else:
-            trail.campaign = campaigns.get(_int_or_none(details.get("campaign", details.get("campaign_id"))))
-        trail.jobs = [j for j in jobs if candidate is None or j.candidate_id in (None, candidate.pk)]
-        trails.append(trail)
-    return trails
 
 
 def material_page(material: Material) -> dict:
@@ -294,23 +232,11 @@ def hull_schemes_for(chemsys: str) -> list[Scheme]:
 
 
 # ---------------------------------------------------------------- campaigns
-def campaign_list() -> list[Campaign]:
-    return list(
-        Campaign.objects.annotate(n_rounds=Count("rounds"), new_stable=Sum("rounds__n_new_stable")).order_by(
-            "-created_at"
-        )[:200]
-    )
-
-
 def campaign_progress(campaign: Campaign) -> dict:
     from frontend.plots import campaign_round_figures
 
     rounds = list(campaign.rounds.select_related("model_version").order_by("index"))
-    # the candidates' jobs and the competing phases they queued (verdicts wait for those; catalog.verdicts)
-    own = DFTJob.objects.filter(candidate__round__campaign=campaign).values("pk")
-    jobs_qs = DFTJob.objects.annotate(
-        reference_for=Cast(KeyTextTransform("reference_for_job", "settings"), IntegerField())
-    ).filter(Q(candidate__round__campaign=campaign) | Q(reference_for__in=Subquery(own)))
+    jobs_qs = campaign_jobs(campaign)
     job_states = dict(jobs_qs.order_by().values_list("state").annotate(n=Count("id")))
     jobs = list(
         jobs_qs.select_related("candidate__round").defer("input_structure", "result", "candidate__structure")[:50]

@@ -13,6 +13,7 @@ from catalog.formats import FORMATS, structure_to_format
 from catalog.models import Material, Scheme
 from catalog.selectors import CRYSTAL_SYSTEMS, InvalidQuery, normalize_elements
 from catalog.verdicts import missing_competitors
+from discovery import selectors as discovery_selectors
 from discovery.models import Campaign
 from frontend import pages
 from frontend.params import PAGE_SIZES, ordering_of, page_of, query_from_params
@@ -165,7 +166,7 @@ def phase_diagram_page(request, chemsys: str):
 
 @require_GET
 def campaign_list(request):
-    return render(request, "frontend/campaign_list.html", {"campaigns": pages.campaign_list()})
+    return render(request, "frontend/campaign_list.html", {"campaigns": discovery_selectors.campaign_list()})
 
 
 @require_GET

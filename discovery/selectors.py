@@ -1,0 +1,97 @@
+"""Reads of campaigns, their jobs and the trail from a material back to the campaign that found it.
+
+The web UI and the API call these; they hold no ORM of their own for discovery rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, IntegerField, Q, QuerySet, Subquery, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from catalog.models import Material, MaterialOrigin
+from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
+
+
+def int_or_none(value) -> int | None:
+    """An id out of a JSON detail (int, numeric string), None for anything else."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def campaign_list() -> list[Campaign]:
+    return list(
+        Campaign.objects.annotate(n_rounds=Count("rounds"), new_stable=Sum("rounds__n_new_stable")).order_by(
+            "-created_at"
+        )[:200]
+    )
+
+
+def campaign_jobs(campaign: Campaign) -> QuerySet[DFTJob]:
+    """Every DFT job a campaign caused: its candidates', the competing phases it queued (``competitor_for_campaign``)
+    and the jobs its candidates' jobs asked for (``reference_for_job``)."""
+    own = DFTJob.objects.filter(candidate__round__campaign=campaign).values("pk")
+    return DFTJob.objects.annotate(
+        reference_for=Cast(KeyTextTransform("reference_for_job", "settings"), IntegerField())
+    ).filter(Q(candidate__round__campaign=campaign) | Q(reference_for__in=Subquery(own))
+             | Q(settings__competitor_for_campaign=campaign.pk))
+
+
+@dataclass
+class CampaignTrail:
+    origin: MaterialOrigin
+    campaign: Campaign | None = None
+    round: CampaignRound | None = None
+    candidate: Candidate | None = None
+    jobs: list[DFTJob] = field(default_factory=list)
+
+
+def campaign_trails(material: Material, origins: list[MaterialOrigin]) -> list[CampaignTrail]:
+    """campaign → round → parent → DFT job for each campaign origin (the candidate and job rows, plus the ids the
+    origin's ``details`` records)."""
+    campaign_origins = [o for o in origins if o.kind == MaterialOrigin.Kind.CAMPAIGN]
+    if not campaign_origins:
+        return []
+    detail_ids = {"campaign": set(), "candidate": set(), "job": set()}
+    for origin in campaign_origins:
+        details = origin.details or {}
+        for key, names in (
+            ("campaign", ("campaign", "campaign_id")),
+            ("candidate", ("candidate", "candidate_id")),
+            ("job", ("dft_job", "dft_job_id", "job", "job_id")),
+        ):
+            for name in names:
+                if int_or_none(details.get(name)) is not None:
+                    detail_ids[key].add(int(details[name]))
+    candidates = list(
+        Candidate.objects.filter(Q(material=material) | Q(pk__in=detail_ids["candidate"]))
+        .select_related("round__campaign", "parent")
+        .defer("structure", "parent__structure")
+    )
+    jobs = list(
+        DFTJob.objects.filter(Q(material=material) | Q(pk__in=detail_ids["job"]) | Q(candidate__in=candidates))
+        .select_related("scheme")
+        .defer("input_structure", "result")
+        .order_by("created_at")
+    )
+    campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in=detail_ids["campaign"])}
+    trails = []
+    for origin in campaign_origins:
+        details = origin.details or {}
+        candidate = next(
+            (c for c in candidates if c.pk == int_or_none(details.get("candidate", details.get("candidate_id")))),
+            candidates[0] if candidates else None,
+        )
+        trail = CampaignTrail(origin=origin, candidate=candidate)
+        if candidate is not None and candidate.round is not None:
+            trail.round = candidate.round
+            trail.campaign = candidate.round.campaign
+        else:
+            trail.campaign = campaigns.get(int_or_none(details.get("campaign", details.get("campaign_id"))))
+        trail.jobs = [j for j in jobs if candidate is None or j.candidate_id in (None, candidate.pk)]
+        trails.append(trail)
+    return trails
