@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from api import params
 from catalog.models import Material, MaterialOrigin
+from discovery.campaign_config import BOUNDS, CHOICES, DFT_BACKENDS, HELP, CampaignConfig
 from discovery.models import Campaign, CampaignRound
 
 # Columns each API field needs (for .only()); structure is the big one, left out of lists unless asked for.
@@ -207,18 +208,31 @@ class CampaignSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _setting_field(name: str, kind: type, default) -> serializers.Field:
+    """The schema of one ``CampaignConfig`` setting, with its bounds and choices (values are checked by
+    ``discovery.campaign_config.validate``, which answers with the 400's message)."""
+    help_text = HELP.get(name, "")
+    if kind is str:
+        choices = list(DFT_BACKENDS) if name == "dft_backend" else list(CHOICES[name])
+        return serializers.ChoiceField(choices=choices, required=False, help_text=help_text)
+    low, high = BOUNDS.get(name, (None, None))
+    field_class = serializers.FloatField if kind is float else serializers.IntegerField
+    return field_class(required=False, allow_null=name == "kappa_final", min_value=low, max_value=high,
+                       help_text=f"{help_text} (default {default})")
+
+
 class CampaignLaunchSerializer(serializers.Serializer):
     """The settings a staff user sends to queue a campaign (schema only: ``discovery.services`` validates them).
 
-    Further engine settings (``rounds``, ``candidates_per_round``, ``dft_per_round``, ``dft_backend`` ...) are accepted
-    as extra keys; unknown or out-of-range ones are a 400 naming them.
+    One optional field per ``CampaignConfig`` setting, built from it; unknown or out-of-range ones are a 400 naming
+    them.
     """
 
     name = serializers.CharField(max_length=120, validators=[RegexValidator(r"^\S.*$")])
     elements = serializers.ListField(
         child=serializers.CharField(validators=[RegexValidator(rf"^{params.ELEMENT}$")]), min_length=2
     )
-    max_elements = serializers.IntegerField(min_value=1, max_value=6, required=False)
     pipelines = serializers.ListField(
-        child=serializers.ChoiceField(choices=["structural", "compositional"]), min_length=1, required=False
+        child=serializers.ChoiceField(choices=list(CHOICES["pipelines"])), min_length=1, required=False
     )
+    locals().update({name: _setting_field(name, kind, default) for name, kind, default in CampaignConfig.settings()})

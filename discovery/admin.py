@@ -6,45 +6,36 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
-from discovery.campaign_config import CampaignConfigError
+from discovery.campaign_config import CHOICES, HELP, CampaignConfig, CampaignConfigError
 from discovery.models import TERMINAL_JOB_STATES, Campaign, CampaignRound, DFTJob
 from discovery.services import campaigns as services
 from discovery.services import dft
 
 
+def _setting_field(name: str, kind: type, default, backends: list[str]) -> forms.Field:
+    """The form field of one ``CampaignConfig`` setting; values are checked by ``campaign_config.validate`` alone."""
+    help_text = HELP.get(name, "")
+    if kind is str:
+        choices = backends if name == "dft_backend" else CHOICES[name]
+        return forms.ChoiceField(choices=[(c, c) for c in choices], initial=default, required=False,
+                                 help_text=help_text)
+    field_class = forms.FloatField if kind is float else forms.IntegerField
+    return field_class(initial=default, required=False, help_text=help_text)
+
+
 class CampaignForm(forms.ModelForm):
-    """Edits a campaign's settings; every value goes through ``campaign_config.validate``."""
+    """Edits a campaign's settings; every value goes through ``campaign_config.validate``. The setting fields are
+    built from ``CampaignConfig`` (see ``campaign_form``), so the form offers exactly what the engine accepts."""
 
     elements_text = forms.CharField(label="Elements", help_text="e.g. Li, Mn, O")
     pipelines_choice = forms.MultipleChoiceField(
-        label="Pipelines",
-        choices=[("structural", "structural (substitutions)"), ("compositional", "compositional (AIRSS)")],
-        widget=forms.CheckboxSelectMultiple,
+        label="Pipelines", choices=[(p, p) for p in CHOICES["pipelines"]], widget=forms.CheckboxSelectMultiple,
+        help_text="structural: substitutions of known crystals; compositional: random structures (AIRSS-like)",
     )
-    rounds = forms.IntegerField(initial=3)
-    candidates_per_round = forms.IntegerField(initial=200)
-    dft_per_round = forms.IntegerField(initial=4)
-    wall_clock_hours = forms.FloatField(initial=24)
-    ensemble_size = forms.IntegerField(initial=3)
-    kappa = forms.FloatField(initial=1.0, help_text="acquisition: mean − κ·std")
-    kappa_final = forms.FloatField(
-        required=False, help_text="κ of the last round (linear from κ); empty: κ stays the same every round"
-    )
-    max_predicted_e_above_hull = forms.FloatField(initial=0.1, help_text="eV/atom")
-    retraining = forms.ChoiceField(
-        choices=[("fine-tune", "fine-tune the previous round's ensemble"), ("scratch", "train a new ensemble")],
-        initial="fine-tune", required=False, help_text="how the screening ensemble learns each round's DFT results",
-    )
-    cap_per_chemsys = forms.IntegerField(initial=2)
-    max_concurrent_dft = forms.IntegerField(
-        initial=0, required=False, help_text="DFT jobs of this campaign at once; 0 or empty: no limit"
-    )
-    dft_backend = forms.ChoiceField(choices=[("gpaw", "GPAW"), ("vasp", "VASP (SLURM)"), ("ml", "ML (CHGNet)")])
-    dft_preset = forms.ChoiceField(choices=[("fast", "fast"), ("standard", "standard")])
 
     class Meta:
         model = Campaign
-        fields = ["name", "max_elements"]
+        fields = ["name"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,15 +49,9 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        raw = {
-            key: data.get(key)
-            for key in (
-                "name", "max_elements", "rounds", "candidates_per_round", "dft_per_round", "wall_clock_hours",
-                "ensemble_size", "kappa", "kappa_final", "max_predicted_e_above_hull", "retraining", "cap_per_chemsys",
-                "max_concurrent_dft", "dft_backend", "dft_preset",
-            )
-            if data.get(key) not in (None, "")  # an optional field left empty: the setting's default
-        }
+        raw = {name: data.get(name) for name, _, _ in CampaignConfig.settings()
+               if data.get(name) not in (None, "")}  # an optional field left empty: the setting's default
+        raw["name"] = data.get("name")
         raw["elements"] = data.get("elements_text", "")
         raw["pipelines"] = list(data.get("pipelines_choice") or [])
         try:
@@ -87,6 +72,13 @@ class CampaignForm(forms.ModelForm):
         if commit:
             campaign.save()
         return campaign
+
+
+def campaign_form() -> type[CampaignForm]:
+    """``CampaignForm`` with one field per ``CampaignConfig`` setting (this deployment's DFT backends offered)."""
+    backends = services.deployment_backends()
+    fields = {name: _setting_field(name, kind, default, backends) for name, kind, default in CampaignConfig.settings()}
+    return type("CampaignSettingsForm", (CampaignForm,), fields)
 
 
 class CampaignRoundInline(admin.TabularInline):
@@ -115,6 +107,10 @@ def _run(modeladmin, request, queryset, action, verb: str) -> None:
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = campaign_form()
+        return super().get_form(request, obj, change=change, **kwargs)
     list_display = ("name", "status", "elements", "pipelines", "launched_by", "created_at")
     list_filter = ("status",)
     search_fields = ("name",)

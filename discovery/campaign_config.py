@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,31 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_atoms": (1, 64),
     "max_concurrent_dft": (0, 1_000),
     "max_competitor_jobs": (0, 1_000),
+}
+
+
+# Settings with a fixed set of values (``dft_backend``'s come from the deployment: built-ins plus plugins).
+CHOICES: dict[str, tuple[str, ...]] = {"pipelines": PIPELINES, "dft_preset": DFT_PRESETS, "retraining": RETRAINING}
+# What each setting means, for the forms and the API schema built from ``CampaignConfig`` (units in the text).
+HELP: dict[str, str] = {
+    "max_elements": "most elements in one candidate",
+    "rounds": "generate → screen → verify → fold → retrain cycles",
+    "candidates_per_round": "candidates kept after deduplication, per round",
+    "dft_per_round": "candidates verified with DFT per round",
+    "wall_clock_hours": "the campaign stops after this many hours",
+    "ensemble_size": "networks in the screening ensemble (their spread is the uncertainty)",
+    "epochs": "training epochs per network",
+    "kappa": "acquisition: mean − κ·std ≤ threshold",
+    "kappa_final": "κ of the last round (linear from κ); empty: κ stays the same every round",
+    "max_predicted_e_above_hull": "acquisition threshold, eV/atom",
+    "retraining": "fine-tune: continue the previous round's ensemble; scratch: train a new one",
+    "cap_per_chemsys": "most DFT picks per chemical system per round",
+    "max_atoms": "largest candidate cell, atoms",
+    "max_concurrent_dft": "DFT jobs of this campaign queued or running at once; 0: no limit",
+    "max_competitor_jobs": "competing-phase jobs (known crystals, searched structures) the campaign may queue in all",
+    "dft_backend": "level of theory of the verification",
+    "dft_preset": "DFT protocol (discovery/dft/presets.py)",
+    "seed": "random seed of generation and training",
 }
 
 
@@ -82,6 +107,21 @@ class CampaignConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def settings(cls) -> list[tuple[str, type, Any]]:
+        """(name, type, default) of every setting besides the name and the element space, in declaration order:
+        what the admin form and the API schema are built from, so neither can drift from this class."""
+        out = []
+        for f in fields(cls):
+            if f.name in ("name", "elements", "pipelines"):
+                continue
+            default = None if f.default is MISSING else f.default
+            kind = (str if f.name in CHOICES or f.name == "dft_backend"
+                    else float if isinstance(BOUNDS.get(f.name, (0, 0))[0], float) or isinstance(default, float)
+                    else int)
+            out.append((f.name, kind, default))
+        return out
 
     def kappa_for_round(self, round_index: int) -> float:
         from discovery.screening.acquisition import annealed_kappa
