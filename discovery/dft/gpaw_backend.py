@@ -25,7 +25,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from catalog.protocols import protocol_hash
 from discovery.dft.base import BackendUnavailable, DFTResult, PhysicsError, SCFNotConverged, SchemeSpec
-from discovery.dft.presets import Preset, initial_magmoms, nbands_for
+from discovery.dft.presets import Preset, initial_magmoms, magnetic_starts, nbands_for
 
 LOG_TAIL_LINES = 40
 # A pre-relaxation that changes the volume by more than this went somewhere DFT should judge for itself: start from
@@ -224,6 +224,20 @@ class GPAWBackend:
             )
         else:  # pragma: no cover - every preset ends with a single point
             energy, magmom, max_force, stress = single_point(atoms.calc)
+        orderings = {"FM": energy} if settings["spinpol"] else {}
+        starts = magnetic_starts([a.symbol for a in final_atoms], final_atoms.get_scaled_positions(),
+                                 preset.magnetic_orderings, is_molecule=is_molecule)
+        for name, moments in starts[1:]:  # other orderings at the relaxed geometry; the lowest energy is kept
+            final_atoms.set_initial_magnetic_moments(moments)
+            (e, m, f, st), scf[f"final-{name}"] = self._with_scf_fallbacks(
+                f"final-{name}", settings, preset, workdir, single_point)
+            orderings[name] = e
+            if e < energy:
+                energy, magmom, max_force, stress = e, m, f, st
+                scf["final"] = scf[f"final-{name}"]
+                settings["initial_magmoms"] = moments
+        if orderings:
+            settings["magnetic_ordering"] = min(orderings, key=orderings.get)
         timings["final_single_point_s"] = time.perf_counter() - t1
         timings["total_s"] = time.perf_counter() - t_start
 
@@ -242,7 +256,7 @@ class GPAWBackend:
             peak_memory_mb=peak_memory_mb(),
             log_excerpt=_tail(final_log) + ("\n--- relax.log ---\n" + _tail(workdir / "relax.log", 15)
                                             if preset.relax else ""),
-            extra={"magnetic_moment": magmom},
+            extra={"magnetic_moment": magmom, "magnetic_orderings_eV": orderings},
         )
 
 

@@ -19,8 +19,10 @@ scheme — metals, oxides, molecules — is computed with the same numbers, or e
 k-point spacing is in Å⁻¹ *including* the 2π: n_i = ceil(2π·|b_i| / spacing) with b_i the reciprocal vectors without 2π.
 Bands: ``nbands_for`` (the VASP default rule), which always leaves empty bands — GPAW's own default caps the count at
 the bound partial waves and gave one-atom Ca, Sr and Ba cells no empty band at all.
-Spin: ferromagnetic start from ``MAGNETIC_MOMENTS`` for magnetic elements (one ordering); no +U: campaigns over the
-oxides and fluorides the Materials Project treats with +U are refused on GPAW (``PLUS_U_ELEMENTS``).
+Spin: ferromagnetic start from ``MAGNETIC_MOMENTS`` for magnetic elements, as the Materials Project's default input
+sets do; ``standard`` also tries a layered antiferromagnetic start where the cell allows (``magnetic_starts``) and keeps
+the lower energy. No +U: campaigns over the oxides and fluorides the Materials Project treats with +U are refused on
+GPAW (``PLUS_U_ELEMENTS``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class Preset:
     # fewer of its expensive steps. Only the starting geometry changes: the energy and final structure are DFT's.
     prerelax: bool = False
     molecule_box: tuple[float, float, float] = (9.0, 9.5, 10.0)  # Å
+    # Magnetic orderings tried (``magnetic_starts``): "FM" always; "AFM" adds a layered antiferromagnetic start where
+    # the cell has two or more magnetic sites, evaluated at the relaxed geometry, the lower energy kept.
+    magnetic_orderings: tuple[str, ...] = ("FM",)
     time_limit_s: int = 3600  # hard Celery time limit of one job
     # SCF fallbacks tried in order when the default SCF fails: mixer (beta, nmaxold, weight) and smearing factor.
     scf_fallbacks: tuple[dict, ...] = field(
@@ -101,7 +106,7 @@ class Preset:
                            f"BFGS{', FrechetCellFilter' if self.relax_cell else ''} to fmax {self.fmax} eV/A"),
             "final_single_point": self.final_single_point,
             "bands": BAND_RULE,
-            "spin": SPIN_POLICY,
+            "spin": SPIN_POLICY if self.magnetic_orderings == ("FM",) else f"{SPIN_POLICY}; {AFM_POLICY}",
             "plus_u": PLUS_U_POLICY,
         }
 
@@ -126,7 +131,32 @@ class Preset:
 
 BAND_RULE = "max(nint(N_el + 2)/2 + max(N_atoms/2, 3), int(0.6 N_el)) + N_unpaired (VASP's default; N_el from the setups)"
 SPIN_POLICY = "spin-polarised, ferromagnetic start (MAGNETIC_MOMENTS) when a magnetic element is present; O2 triplet"
+AFM_POLICY = ("also a layered antiferromagnetic start (magnetic sites alternate in sign along c, then b, a) where "
+              "the cell has two or more magnetic sites, as a single point at the ferromagnetic relaxed geometry; the "
+              "lower energy is kept")
 PLUS_U_POLICY = "none; GPAW campaigns over oxides/fluorides of Co, Cr, Fe, Mn, Mo, Ni, V, W are refused"
+
+
+def magnetic_starts(symbols: list[str], frac_coords, orderings: tuple[str, ...] = ("FM",), *,
+                    is_molecule: bool = False) -> list[tuple[str, list[float]]]:
+    """Initial moments (μB per atom) of each ordering to try, ferromagnetic first; [] for a spin-paired system.
+
+    "AFM" is a layered antiferromagnet: the magnetic sites, sorted by fractional c, b, a, alternate in sign, so the
+    cell's net moment is zero for an even count. A cell with one magnetic site cannot order antiferromagnetically
+    without a supercell: it keeps the ferromagnetic start only."""
+    ferro = initial_magmoms(symbols, is_molecule=is_molecule)
+    if ferro is None:
+        return []
+    starts = [("FM", ferro)]
+    magnetic = [i for i, s in enumerate(symbols) if s in MAGNETIC_MOMENTS]
+    if "AFM" in orderings and not is_molecule and len(magnetic) >= 2:
+        coords = np.asarray(frac_coords, dtype=float) % 1.0
+        order = sorted(magnetic, key=lambda i: (round(coords[i][2], 3), round(coords[i][1], 3), round(coords[i][0], 3)))
+        afm = list(ferro)
+        for rank, i in enumerate(order):
+            afm[i] = ferro[i] if rank % 2 == 0 else -ferro[i]
+        starts.append(("AFM", afm))
+    return starts
 
 
 def nbands_for(n_valence: float, n_atoms: int, n_unpaired: float = 0.0) -> int:
@@ -149,6 +179,7 @@ PRESETS: dict[str, Preset] = {
     "standard": Preset(
         name="standard", ecut_eV=700.0, kpoint_spacing=0.22, smearing_eV=0.05,
         molecule_smearing_eV=0.01, scf_energy_eV=1e-5, scf_maxiter=300, fmax=0.03, max_steps=100, time_limit_s=6 * 3600,
+        magnetic_orderings=("FM", "AFM"),
     ),
     "bootstrap": Preset(
         name="bootstrap", ecut_eV=520.0, kpoint_spacing=0.25, smearing_eV=0.05,

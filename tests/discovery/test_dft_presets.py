@@ -133,3 +133,20 @@ def test_trigonal_chalcogen_references_are_the_helical_chain_crystals():
     graphite = elemental_reference("C").structure  # not diamond: PBE puts graphite lower
     assert SpacegroupAnalyzer(graphite, symprec=0.01).get_space_group_symbol() == "P6_3/mmc"
     assert abs(graphite.distance_matrix[graphite.distance_matrix > 0].min() - 1.42) < 0.01
+
+
+def test_magnetic_starts_add_a_layered_antiferromagnet_where_the_cell_allows():
+    from discovery.dft.presets import PRESETS, SPIN_POLICY, magnetic_starts
+
+    # two Ni on alternate (111) layers of a doubled NiO cell: FM and AFM; one Ni: FM only; no magnetic element: none
+    symbols, coords = ["Ni", "Ni", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.75]]
+    starts = dict(magnetic_starts(symbols, coords, ("FM", "AFM")))
+    assert list(starts) == ["FM", "AFM"]
+    assert starts["FM"][:2] == [starts["FM"][0]] * 2 and starts["FM"][0] > 0
+    assert starts["AFM"][0] == -starts["AFM"][1] and starts["AFM"][2:] == [0.0, 0.0]
+    assert [name for name, _ in magnetic_starts(symbols, coords, ("FM",))] == ["FM"]  # the fast protocol
+    assert [name for name, _ in magnetic_starts(["Ni", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]], ("FM", "AFM"))] == ["FM"]
+    assert magnetic_starts(["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]], ("FM", "AFM")) == []
+    # the production protocol says so in its record (and so hashes apart); fast keeps the FM-only policy
+    assert PRESETS["fast"].protocol()["spin"] == SPIN_POLICY
+    assert "antiferromagnetic" in PRESETS["standard"].protocol()["spin"]
