@@ -60,10 +60,6 @@ JSON_SUFFIXES = {".json"}
 CSV_SUFFIXES = {".csv"}
 
 
-class ReaderError(ValueError):
-    """A file cannot be read at all (unknown format, unreadable); rows inside a readable file become problems."""
-
-
 @dataclass(frozen=True)
 class SourceFile:
     """A file to read and the name its records are known by (relative to the directory the user named)."""

@@ -64,12 +64,15 @@ class ModelVersion(models.Model):
         return f"{self.name} ({self.scheme_id})"
 
 
+# The stages of one round, in order ("pending" before it starts). "generating" waits for the round's generation
+# chunks, "verifying" for its DFT jobs; discovery.services.campaign_stages runs each.
+ROUND_STAGES = ("pending", "generate", "generating", "screen", "verify", "verifying", "fold", "retrain", "done")
+
+
 class CampaignRound(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rounds")
     index = models.PositiveIntegerField()
-    stage = models.CharField(
-        max_length=24, default="pending", help_text="generate, generating, screen, verify, verifying, fold, retrain, done"
-    )
+    stage = models.CharField(max_length=24, default="pending", choices=[(s, s) for s in ROUND_STAGES])
     n_generated = models.PositiveIntegerField(default=0)
     n_deduplicated = models.PositiveIntegerField(default=0)
     n_screened = models.PositiveIntegerField(default=0)

@@ -25,8 +25,6 @@ from discovery.models import Campaign, CampaignRound, DFTJob
 logger = logging.getLogger(__name__)
 
 ACTIVE = (Campaign.Status.QUEUED, Campaign.Status.RUNNING)
-# Stages of one round, in order. "generating" waits for the round's generation chunks, "verifying" for its DFT jobs.
-STAGES = ("generate", "generating", "screen", "verify", "verifying", "fold", "retrain", "done")
 
 
 class CampaignStateError(ValueError):

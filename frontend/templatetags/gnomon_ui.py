@@ -44,11 +44,3 @@ def pct(value):
     if value is None:
         return "—"
     return f"{100 * float(value):.0f}%"
-
-
-@register.filter
-def get_item(mapping, key):
-    try:
-        return mapping.get(key)
-    except AttributeError:
-        return None
