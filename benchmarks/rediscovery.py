@@ -143,8 +143,8 @@ def measure(system: str, campaign_name: str, mp: dict[str, float]) -> dict[str, 
     with_entry = sorted(f for f in confirmed_stable if f in mp)
     right = sorted(f for f in with_entry if mp[f] <= PRECISION_WINDOW_EV)
     jobs = list(DFTJob.objects.filter(  # its candidates, the competitors it queued, the references computed meanwhile
-        Q(candidate__round__campaign=campaign) | Q(settings__competitor_for_campaign=campaign.pk)
-        | Q(settings__is_reference=True, created_at__gte=campaign.created_at)).only("state", "wall_time_s"))
+        Q(candidate__round__campaign=campaign) | Q(competitor_for=campaign)
+        | Q(is_reference=True, created_at__gte=campaign.created_at)).only("state", "wall_time_s"))
     wall = sum(j.wall_time_s or 0.0 for j in jobs)
     return {
         "system": system,

@@ -149,9 +149,10 @@ class CampaignAdmin(admin.ModelAdmin):
 class DFTJobAdmin(admin.ModelAdmin):
     list_display = ("id", "state", "backend", "preset", "formula", "attempts", "wall_time_s", "worker_host",
                     "error_class", "created_at")
-    list_filter = ("state", "backend", "preset", "error_class")
-    search_fields = ("id", "worker_host", "error_message")
-    readonly_fields = ("candidate", "material", "scheme", "energy_record", "state", "attempts", "worker_host",
+    list_filter = ("state", "backend", "preset", "is_reference", "error_class")
+    search_fields = ("id", "worker_host", "error_message", "searched_for")
+    readonly_fields = ("candidate", "material", "is_reference", "reference_for", "competitor_for", "searched_for",
+                       "held_by_campaign", "scheme", "energy_record", "state", "attempts", "worker_host",
                        "started_at", "finished_at", "wall_time_s", "settings", "result", "log_excerpt", "error_class",
                        "error_message", "input_structure", "created_at")
     actions = ["retry_failed", "cancel"]

@@ -189,6 +189,23 @@ class DFTJob(models.Model):
 
     candidate = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.CASCADE, related_name="dft_jobs")
     material = models.ForeignKey(Material, null=True, blank=True, on_delete=models.SET_NULL, related_name="dft_jobs")
+    # Why the job exists besides its candidate (provenance as columns, queried as such):
+    is_reference = models.BooleanField(default=False, help_text="an elemental reference of its scheme")
+    reference_for = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="queued_phases",
+        help_text="the job whose verdict needed this one (a competing phase or a searched structure)",
+    )
+    competitor_for = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="competitor_jobs",
+        help_text="the campaign whose competitor budget (max_competitor_jobs) this job counts in",
+    )
+    searched_for = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="reduced formula whose structure this job tries (a prototype decorated for a composition-only phase)",
+    )
+    held_by_campaign = models.BooleanField(
+        default=False, help_text="created but not sent: the campaign's max_concurrent_dft holds it back"
+    )
     input_structure = models.JSONField()
     backend = models.CharField(max_length=16, default="gpaw")
     preset = models.CharField(max_length=16, default="fast")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, IntegerField, Q, QuerySet, Subquery, Sum
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models import Count, Q, QuerySet, Sum
 
 from catalog.models import Material, MaterialOrigin
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
@@ -32,13 +30,10 @@ def campaign_list() -> list[Campaign]:
 
 
 def campaign_jobs(campaign: Campaign) -> QuerySet[DFTJob]:
-    """Every DFT job a campaign caused: its candidates', the competing phases it queued (``competitor_for_campaign``)
-    and the jobs its candidates' jobs asked for (``reference_for_job``)."""
-    own = DFTJob.objects.filter(candidate__round__campaign=campaign).values("pk")
-    return DFTJob.objects.annotate(
-        reference_for=Cast(KeyTextTransform("reference_for_job", "settings"), IntegerField())
-    ).filter(Q(candidate__round__campaign=campaign) | Q(reference_for__in=Subquery(own))
-             | Q(settings__competitor_for_campaign=campaign.pk))
+    """Every DFT job a campaign caused: its candidates', the competing phases it queued (``competitor_for``) and the
+    jobs its candidates' jobs asked for (``reference_for``)."""
+    return DFTJob.objects.filter(Q(candidate__round__campaign=campaign) | Q(reference_for__candidate__round__campaign=campaign)
+                                 | Q(competitor_for=campaign))
 
 
 @dataclass

@@ -191,8 +191,8 @@ def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
         if job.state != DFTJob.State.QUEUED:
             continue
         if config.max_concurrent_dft and queued >= config.max_concurrent_dft:
-            job.settings = {**job.settings, HELD: True}  # sent by release_held_jobs as slots free up
-            job.save(update_fields=["settings"])
+            job.held_by_campaign = True  # sent by release_held_jobs as slots free up
+            job.save(update_fields=["held_by_campaign"])
             held += 1
         else:
             enqueue_job(job)  # sent after commit, with the preset's time limit
@@ -201,26 +201,23 @@ def verify(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
     return f"queued {queued} DFT jobs" + (f", {held} held (max {config.max_concurrent_dft} at once)" if held else "")
 
 
-HELD = "held_by_campaign"  # DFTJob.settings flag: created but not sent, to respect the campaign's concurrency limit
-
-
 def release_held_jobs(rnd: CampaignRound, config: CampaignConfig) -> int:
     """Send held DFT jobs of the round while the campaign is below ``max_concurrent_dft``; returns how many."""
     from discovery.services.dft import enqueue_job
 
-    held = round_jobs(rnd).filter(state=DFTJob.State.QUEUED, settings__has_key=HELD).order_by("pk")
+    held = round_jobs(rnd).filter(state=DFTJob.State.QUEUED, held_by_campaign=True).order_by("pk")
     if config.max_concurrent_dft:
         active = (
             DFTJob.objects.filter(candidate__round__campaign_id=rnd.campaign_id,
                                   state__in=[DFTJob.State.QUEUED, DFTJob.State.RUNNING])
-            .exclude(settings__has_key=HELD)
+            .exclude(held_by_campaign=True)
             .count()
         )
         held = held[: max(0, config.max_concurrent_dft - active)]
     released = 0
     for job in held:
-        job.settings = {k: v for k, v in job.settings.items() if k != HELD}
-        job.save(update_fields=["settings"])
+        job.held_by_campaign = False
+        job.save(update_fields=["held_by_campaign"])
         enqueue_job(job)
         released += 1
     return released
@@ -237,7 +234,7 @@ def wait_for_jobs(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig
     if pending:
         raise StageWaiting(f"{pending} of {jobs.count()} DFT jobs pending in round {rnd.index}")
     # reference phases the round's jobs queued (e.g. KF and NaF for a KNaF2 candidate): the hull is not final before
-    phases = DFTJob.objects.filter(settings__reference_for_job__in=list(jobs.values_list("pk", flat=True)))
+    phases = DFTJob.objects.filter(reference_for__in=jobs)
     phases_pending = phases.exclude(state__in=TERMINAL_JOB_STATES).count()
     if phases_pending:
         raise StageWaiting(f"{phases_pending} reference-phase DFT jobs pending for round {rnd.index}")

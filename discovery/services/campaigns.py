@@ -172,11 +172,11 @@ def retry_failed_jobs(campaign: Campaign, *, user) -> int:
 
 def job_finished(job_id: int) -> None:
     """A DFT job reached a terminal state: nudge its campaign so the round can move on without waiting for beat."""
-    job = DFTJob.objects.filter(pk=job_id).values("candidate__round__campaign_id", "settings").first()
+    job = DFTJob.objects.filter(pk=job_id).values("candidate__round__campaign_id", "reference_for_id").first()
     if job is None:
         return
     campaign_id = job["candidate__round__campaign_id"]
-    parent = (job["settings"] or {}).get("reference_for_job")
+    parent = job["reference_for_id"]
     if campaign_id is None and parent is not None:  # a reference phase a round is waiting for
         campaign_id = (DFTJob.objects.filter(pk=parent).values_list("candidate__round__campaign_id", flat=True)
                        .first())
@@ -281,7 +281,7 @@ def resume_stalled_campaigns(stalled_after: timedelta | None = None) -> list[int
         DFTJob.objects.filter(
             candidate__round__campaign_id__in=stalled, state=DFTJob.State.QUEUED, created_at__lt=cutoff
         )
-        .exclude(settings__has_key="held_by_campaign")  # never sent: the campaign's concurrency limit holds them back
+        .exclude(held_by_campaign=True)  # never sent: the campaign's concurrency limit holds them back
         .values_list("pk", flat=True)
     )
     from discovery.services import dft

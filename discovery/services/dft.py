@@ -114,7 +114,8 @@ def create_job(
     origin: dict | None = None,
     is_reference: bool = False,
     reference_for: int | None = None,
-    extra_settings: dict | None = None,
+    competitor_for: int | None = None,
+    searched_for: str = "",
 ) -> DFTJob:
     """A queued job for a candidate, a catalog material or a bare structure (bootstrap / references).
 
@@ -140,18 +141,15 @@ def create_job(
         )
         if existing is not None:
             return existing
-    job_settings = {"label": label or structure.composition.reduced_formula, "is_molecule": is_molecule,
-                    "is_reference": is_reference}
+    job_settings = {"label": label or structure.composition.reduced_formula, "is_molecule": is_molecule}
     if origin:
         job_settings["origin"] = origin
-    if reference_for is not None:
-        job_settings["reference_for_job"] = reference_for
-    job_settings.update(extra_settings or {})
     try:
         with transaction.atomic():
             return DFTJob.objects.create(
                 candidate=candidate, material=material, input_structure=structure.as_dict(), backend=backend,
-                preset=preset, settings=job_settings,
+                preset=preset, settings=job_settings, is_reference=is_reference, reference_for_id=reference_for,
+                competitor_for_id=competitor_for, searched_for=searched_for,
             )
     except IntegrityError:  # another process created the same job meanwhile (one_live_dft_job_per_candidate/material)
         return (DFTJob.objects.filter(candidate=candidate, material=material, backend=backend, preset=preset)
@@ -273,7 +271,7 @@ def _give_up_on_lost_worker(job: DFTJob) -> bool:
     job.error_message = (f"not retried: the worker running this job was lost {job.attempts} times (killed, out of "
                          f"memory or past the hard time limit of the {job.preset!r} preset)")
     job.save(update_fields=["state", "finished_at", "error_class", "error_message"])
-    if job.candidate_id and not job.settings.get("is_reference"):
+    if job.candidate_id and not job.is_reference:
         Candidate.objects.filter(pk=job.candidate_id).update(status=Candidate.Status.FAILED)
     logger.error("DFT job %s failed: %s", job.pk, job.error_message)
     return True
@@ -296,7 +294,7 @@ def execute_job(job_id: int, *, final_attempt: bool = True, worker_host: str | N
         preset = get_preset(job.preset)
         scheme = ensure_scheme_for(backend.scheme_for(preset))
         structure = Structure.from_dict(job.input_structure)
-        if not job.settings.get("is_reference"):
+        if not job.is_reference:
             ensure_references(scheme, structure, backend=job.backend, preset=job.preset, parent=job)
         workdir = Path(settings.GNOMON_DFT_WORKDIR) / f"job-{job.pk}-attempt-{job.attempts}"
         if workdir.exists():
@@ -410,7 +408,7 @@ def fail_job(job_id: int, exc: BaseException, *, wall_time_s: float, transient: 
         job.error_message = f"{kind}: {exc}"
         job.log_excerpt = _clip("".join(traceback.format_exception(exc))[-3000:] + "\n" + job.log_excerpt)
         job.save(update_fields=["state", "finished_at", "wall_time_s", "error_class", "error_message", "log_excerpt"])
-        if job.candidate_id and not job.settings.get("is_reference"):
+        if job.candidate_id and not job.is_reference:
             Candidate.objects.filter(pk=job.candidate_id).update(status=Candidate.Status.FAILED)
 
 
@@ -579,7 +577,7 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
     campaign's screening model, the best ``GNOMON_DFT_SEARCHED_STRUCTURES`` computed and recorded as searched). At most
     ``GNOMON_DFT_MAX_REFERENCE_PHASES`` new jobs per call, and, for a campaign, at most its ``max_competitor_jobs`` in
     all (they count in its budget); the rest stay missing, and the verdicts that need them stay provisional. Each new
-    job records ``reference_for_job`` (the job that needed it), so a campaign round waits for its phases before it
+    job records ``reference_for`` (the job that needed it), so a campaign round waits for its phases before it
     reads its hit rate off the hull, and its dashboard lists them."""
     from catalog.verdicts import MAX_COMPETITOR_SITES, SEARCHED_ORIGIN, competing_phases
 
@@ -591,7 +589,7 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
     computable = [c for c in competitors if c.computable]
     computed = set(EnergyRecord.objects.filter(scheme=scheme, material_id__in=[c.material_id for c in computable])
                    .values_list("material_id", flat=True))  # only the competitors', not the whole scheme's
-    tag = {"competitor_for_campaign": campaign.pk} if campaign is not None else {}
+    budget = campaign.pk if campaign is not None else None
     ids: list[int] = []
     live = set(DFTJob.objects.filter(material_id__in=[c.material_id for c in computable], backend=backend,
                                      preset=preset).exclude(state__in=DEAD_JOB_STATES)
@@ -604,7 +602,7 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
         material = Material.objects.get(pk=competitor.material_id)
         job = create_job(material=material, backend=backend, preset=preset,
                          label=f"{material.public_id} competing phase {competitor.formula}",
-                         reference_for=parent.pk if parent is not None else None, extra_settings=tag)
+                         reference_for=parent.pk if parent is not None else None, competitor_for=budget)
         if job.state == DFTJob.State.QUEUED:
             enqueue_job(job)
         ids.append(job.pk)
@@ -614,9 +612,8 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
         return ids
     have = {Composition(c).reduced_formula for c in EnergyRecord.objects.filter(
         scheme=scheme, elements__contained_by=sorted(elements)).values_list("composition", flat=True)}
-    searched = set(DFTJob.objects.filter(backend=backend, preset=preset, settings__has_key="searched_for")
-                   .exclude(state__in=DEAD_JOB_STATES)
-                   .values_list("settings__searched_for", flat=True))
+    searched = set(DFTJob.objects.filter(backend=backend, preset=preset).exclude(searched_for="")
+                   .exclude(state__in=DEAD_JOB_STATES).values_list("searched_for", flat=True))
     version = _ranking_model(campaign)
     for competitor in composition_only:
         if competitor.formula in have or competitor.formula in searched:
@@ -634,7 +631,7 @@ def queue_competing_phases(scheme: Scheme, elements: list[str], *, backend: str,
             job = create_job(structure=found.structure, backend=backend, preset=preset, origin=origin,
                              label=f"searched {found.formula} (from {found.prototype_formula} #{found.prototype_id})",
                              reference_for=parent.pk if parent is not None else None,
-                             extra_settings={**tag, "searched_for": found.formula})
+                             competitor_for=budget, searched_for=found.formula)
             enqueue_job(job)
             ids.append(job.pk)
     return ids
@@ -674,12 +671,9 @@ def campaign_of(job: DFTJob | None):
         if job.candidate_id is not None:
             rnd = job.candidate.round
             return rnd.campaign if rnd is not None else None
-        if job.settings.get("competitor_for_campaign"):
-            from discovery.models import Campaign
-
-            return Campaign.objects.filter(pk=job.settings["competitor_for_campaign"]).first()
-        parent_id = job.settings.get("reference_for_job")
-        job = DFTJob.objects.filter(pk=parent_id).first() if parent_id else None
+        if job.competitor_for_id is not None:
+            return job.competitor_for
+        job = job.reference_for
     return None
 
 
@@ -689,7 +683,7 @@ def competitor_budget_left(campaign) -> int:
     from discovery.campaign_config import CampaignConfig
 
     limit = int((campaign.config or {}).get("max_competitor_jobs", CampaignConfig.max_competitor_jobs))
-    spent = DFTJob.objects.filter(settings__competitor_for_campaign=campaign.pk).exclude(
+    spent = DFTJob.objects.filter(competitor_for=campaign).exclude(
         state=DFTJob.State.CANCELLED).count()
     return limit - spent
 

@@ -116,7 +116,7 @@ def test_concurrency_limit_holds_dft_jobs_back_until_slots_free(staff, monkeypat
     with django_capture_on_commit_callbacks(execute=True):
         assert services.advance_campaign(campaign.pk).action == "queued 1 DFT jobs, 2 held (max 1 at once)"
     jobs = list(DFTJob.objects.filter(candidate__round=rnd).order_by("pk"))
-    assert sent == [jobs[0].pk] and [j.settings.get("held_by_campaign", False) for j in jobs] == [False, True, True]
+    assert sent == [jobs[0].pk] and [j.held_by_campaign for j in jobs] == [False, True, True]
 
     with django_capture_on_commit_callbacks(execute=True):  # the first job still runs: nothing released
         assert services.advance_campaign(campaign.pk).action == "waiting: 3 of 3 DFT jobs pending in round 0"
@@ -124,7 +124,7 @@ def test_concurrency_limit_holds_dft_jobs_back_until_slots_free(staff, monkeypat
     with django_capture_on_commit_callbacks(execute=True):
         assert services.advance_campaign(campaign.pk).action.endswith("; released 1")
     assert sent == [jobs[0].pk, jobs[1].pk]
-    assert not DFTJob.objects.get(pk=jobs[1].pk).settings.get("held_by_campaign")
+    assert not DFTJob.objects.get(pk=jobs[1].pk).held_by_campaign
     assert services.resume_stalled_campaigns(timedelta(0)) == [campaign.pk]
     assert jobs[2].pk not in sent  # beat never sends a held job
 
@@ -148,7 +148,7 @@ def test_round_waits_for_the_reference_phases_its_jobs_queued(staff, monkeypatch
     job = DFTJob.objects.create(candidate=candidate, input_structure=structure.as_dict(), backend="ml",
                                 state=DFTJob.State.SUCCEEDED)
     phase = DFTJob.objects.create(material=make_material(structure), input_structure=structure.as_dict(),
-                                  backend="ml", settings={"reference_for_job": job.pk})
+                                  backend="ml", reference_for=job)
     with django_capture_on_commit_callbacks(execute=True):
         result = services.advance_campaign(campaign.pk)
     assert result.action == "waiting: 1 reference-phase DFT jobs pending for round 0"

@@ -82,8 +82,8 @@ def test_a_known_competitor_is_queued_for_the_candidate_s_campaign(_fake_backend
     assert dft.execute_job(job.pk).action == "succeeded"
     competitor = DFTJob.objects.get(material=nacl)
     assert competitor.pk in _fake_backend and competitor.state == DFTJob.State.QUEUED
-    assert competitor.settings["reference_for_job"] == job.pk
-    assert competitor.settings["competitor_for_campaign"] == job.candidate.round.campaign_id
+    assert competitor.reference_for_id == job.pk
+    assert competitor.competitor_for_id == job.candidate.round.campaign_id
     dft.execute_job(competitor.pk)  # now the candidate's verdict is complete
     entry = HullEntry.objects.get(energy_record=DFTJob.objects.get(pk=job.pk).energy_record)
     assert stability_verdict(entry).state == CONFIRMED
@@ -100,12 +100,12 @@ def test_a_composition_only_competitor_gets_a_structure_search_recorded_as_searc
                                                                         [0, 0.5, 0.5]])  # MgCl3, a bad guess
     job = _candidate_job(candidate)
     dft.execute_job(job.pk)
-    searched = list(DFTJob.objects.filter(settings__searched_for="MgCl2").order_by("pk"))
+    searched = list(DFTJob.objects.filter(searched_for="MgCl2").order_by("pk"))
     assert len(searched) == 2 and all(j.pk in _fake_backend for j in searched)
     assert {Structure.from_dict(j.input_structure).composition.reduced_formula for j in searched} == {"MgCl2"}
     # a second job of the system does not search again
     dft.execute_job(dft.create_job(structure=candidate.copy(), backend=BACKEND, preset="fast").pk)
-    assert DFTJob.objects.filter(settings__searched_for="MgCl2").count() == 2
+    assert DFTJob.objects.filter(searched_for="MgCl2").count() == 2
     dft.execute_job(searched[0].pk)
     done = DFTJob.objects.get(pk=searched[0].pk)
     origin = MaterialOrigin.objects.get(material=done.material)
@@ -123,6 +123,6 @@ def test_competitor_jobs_stop_at_the_campaign_s_budget(_fake_backend):
     cscl = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     job = _candidate_job(cscl, config={"max_competitor_jobs": 1})
     dft.execute_job(job.pk)
-    queued = DFTJob.objects.filter(settings__competitor_for_campaign=job.candidate.round.campaign_id)
+    queued = DFTJob.objects.filter(competitor_for=job.candidate.round.campaign_id)
     assert queued.count() == 1  # two competitors, a budget of one: the other stays missing (provisional verdict)
     assert dft.competitor_budget_left(job.candidate.round.campaign) == 0

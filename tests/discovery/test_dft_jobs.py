@@ -57,7 +57,7 @@ def test_success_writes_energy_material_candidate_and_hull_after_computing_refer
     # elemental references of the system were computed first, in the same scheme, and cached
     refs = dict(ElementalReference.objects.filter(scheme=job.scheme).values_list("element", "energy_per_atom"))
     assert refs == pytest.approx({"Na": -1.3, "Cl": -1.8})
-    assert DFTJob.objects.filter(settings__is_reference=True, state=DFTJob.State.SUCCEEDED).count() == 2
+    assert DFTJob.objects.filter(is_reference=True, state=DFTJob.State.SUCCEEDED).count() == 2
     # the candidate became a verified Material with a campaign origin naming round, candidate and job
     assert candidate.status == Candidate.Status.VERIFIED and candidate.material_id == job.material_id
     origin = MaterialOrigin.objects.get(material=job.material, dataset=f"campaign:{candidate.round.campaign_id}")

@@ -284,8 +284,8 @@ def test_dashboard_lists_the_competing_phases_its_jobs_queued(client, campaign, 
 
     tio2, nacl = catalog["materials"]["TiO2"], catalog["materials"]["NaCl"]
     DFTJob.objects.create(material=tio2, input_structure=tio2.structure, state=DFTJob.State.QUEUED,
-                          settings={"label": "gn-000007 competing phase TiO2", "reference_for_job": campaign["job"].pk})
+                          settings={"label": "gn-000007 competing phase TiO2"}, reference_for=campaign["job"])
     DFTJob.objects.create(material=nacl, input_structure=nacl.structure, state=DFTJob.State.QUEUED,
-                          settings={"label": "another campaign's phase", "reference_for_job": 999999})
+                          settings={"label": "another campaign's phase"})  # queued for nobody's job
     html = client.get(f"/campaigns/{campaign['campaign'].pk}/progress/").content.decode()
     assert "gn-000007 competing phase TiO2" in html and "another campaign" not in html
