@@ -53,6 +53,7 @@ NAME = "rediscovery"
 PATH = RESULTS_DIR / f"{NAME}.json"
 PRECISION_WINDOW_EV = 0.025  # eV/atom: MP's Ed up to this counts as "stable or nearly" for precision
 MAX_FORMULA_ATOMS = 10  # recall counts MP-stable compositions with reduced formulas up to this many atoms
+DEFAULT_SYSTEMS = ("Li-O", "Mg-Cl", "K-Mg-F")  # cheap elements for GPAW on 2 cores; K-Mg-F has two MP-stable ternaries
 
 
 def subsystems(system: str) -> list[str]:
@@ -168,6 +169,9 @@ def measure(system: str, campaign_name: str, mp: dict[str, float]) -> dict[str, 
 
 
 def summarise(runs: dict[str, Any], started_wall: float) -> None:
+    if PATH.exists():  # another run (other systems, another database) may have written meanwhile: keep its systems
+        earlier = json.loads(PATH.read_text()).get("metrics", {}).get("per_system", {})
+        runs = {**{k: v for k, v in earlier.items() if k not in runs}, **runs}
     systems = [s for s in runs if runs[s].get("recall") is not None or runs[s].get("precision") is not None]
     found = sum(len(runs[s]["mp_stable_found"]) for s in systems)
     total = sum(len(runs[s]["mp_stable"]) for s in systems)
@@ -194,7 +198,8 @@ def summarise(runs: dict[str, Any], started_wall: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("systems", nargs="+", help="chemical systems, e.g. Li-O K-Mg-Cl")
+    parser.add_argument("systems", nargs="*", default=list(DEFAULT_SYSTEMS),
+                        help=f"chemical systems, e.g. Li-O K-Mg-Cl (default: {' '.join(DEFAULT_SYSTEMS)})")
     parser.add_argument("--rounds", type=int, help="default 3 for binaries, 4 for larger systems")
     parser.add_argument("--dft-per-round", type=int, help="default 3 for binaries, 6 for larger systems")
     parser.add_argument("--max-atoms", type=int, default=8)
@@ -206,7 +211,7 @@ def main() -> None:
 
     systems = ["-".join(sorted(Composition("".join(s.split("-"))).chemical_system.split("-"))) for s in options.systems]
 
-    var = ROOT / "var" / "bench-rediscovery"
+    var = Path(os.environ.get("BENCH_REDISCOVERY_VAR", ROOT / "var" / "bench-rediscovery"))  # one per database
     var.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
