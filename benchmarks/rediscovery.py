@@ -206,6 +206,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds each campaign may take")
     parser.add_argument("--redo", action="store_true", help="run systems again that the results already hold")
     parser.add_argument("--fresh-database", action="store_true", help="drop and re-seed the benchmark database")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="launch nothing: measure the systems' campaigns as they stand (a run cut short is "
+                             "recorded with its campaign status and what it verified so far)")
     options = parser.parse_args()
     from pymatgen.core import Composition
 
@@ -229,6 +232,26 @@ def main() -> None:
     if PATH.exists():
         runs = json.loads(PATH.read_text()).get("metrics", {}).get("per_system", {})
     started = time.monotonic()
+    if options.measure_only:
+        manage(env, "migrate", "--noinput", "-v", "0")
+        from benchmarks.common import setup_django
+
+        setup_django()
+        from discovery.models import Campaign
+
+        for system in systems:
+            settings = settings_for(system, options)
+            campaign = Campaign.objects.filter(name=settings["name"]).first()
+            if campaign is None:
+                log(f"{system}: no campaign in {env['DATABASE_URL'].rsplit('/', 1)[1]}")
+                continue
+            row = measure(system, settings["name"], mp_table(system))
+            row.update({"settings": campaign.config, "note": "measured as it stood (--measure-only)"})
+            runs[system] = row
+            log(f"{system}: {row['campaign_status']}; recall {row['recall']}, precision {row['precision']}, "
+                f"{row['dft_jobs']} DFT jobs")
+        summarise(runs, started)
+        return
     _prepare(env, options.fresh_database)
     from benchmarks.common import setup_django
 
