@@ -39,7 +39,7 @@ from django.utils import timezone
 from pymatgen.core import Composition, Structure
 
 from catalog.models import ElementalReference, EnergyRecord, Material, MaterialOrigin, Scheme
-from catalog.services.hulls import update_hulls
+from catalog.services import hulls as hull_service
 from catalog.structures import chemsys_of
 from discovery import messages
 from discovery.dft import DFTError, DFTResult, SchemeSpec, get_backend, get_preset
@@ -469,8 +469,9 @@ def complete_job(job_id: int, result: DFTResult, *, scheme: Scheme, wall_time_s:
 
 
 def update_hulls_for(scheme: Scheme, chemsystems: list[str]) -> None:
-    """Incremental hull update (``catalog.services.hulls``), inside the caller's transaction."""
-    update_hulls(scheme, chemsystems)
+    """Incremental hull update (``catalog.services.hulls``), inside the caller's transaction. Looked up on the module
+    at each call, so a worker's instrumentation (the kill tests' ``dft_support``) sees every update."""
+    hull_service.update_hulls(scheme, chemsystems)
 
 
 def _register_result_material(job: DFTJob, candidate: Candidate | None, structure: Structure) -> Material:
