@@ -653,7 +653,13 @@ def search_competitor_structures(formula: str, *, version=None, limit: int = 2) 
                                     nsites__lte=MAX_COMPETITOR_SITES)
             .order_by(F("e_above_hull").asc(nulls_last=True), "id").values_list("id", "structure")
             [:PROTOTYPES_PER_SEARCH])
-    found = prototype_structures(formula, ((pk, Structure.from_dict(s)) for pk, s in rows), MAX_COMPETITOR_SITES)
+    reduced = Composition(formula).reduced_formula
+    known = [Structure.from_dict(s) for s in Material.objects.filter(formula_reduced=reduced).values_list(
+        "structure", flat=True)[:50]]
+    known += [Structure.from_dict(s) for s in DFTJob.objects.filter(candidate__formula_reduced=reduced).exclude(
+        state__in=DEAD_JOB_STATES).values_list("input_structure", flat=True)[:50]]
+    found = prototype_structures(formula, ((pk, Structure.from_dict(s)) for pk, s in rows), MAX_COMPETITOR_SITES,
+                                 known=known)
     if version is not None and len(found) > limit:
         from discovery.services.screening import predictor
 

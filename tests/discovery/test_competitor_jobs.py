@@ -70,6 +70,18 @@ def test_prototype_structures_drop_duplicates_and_the_target_itself():
     assert prototype_structures("MgCl2", [(1, fluorite("Ca", "F"))], max_sites=6) == []  # 12-atom cell too big
 
 
+def test_anti_structures_and_known_crystals_are_not_searched_again():
+    antifluorite = fluorite("O", "Li")  # Li2O: O on the fcc sites, Li in the tetrahedral holes
+    # MgCl2 on it would put Mg on oxygen's site and Cl on lithium's: the chemistry inverted, skipped
+    assert prototype_structures("MgCl2", [(1, antifluorite)], max_sites=20) == []
+    assert [f.prototype_id for f in prototype_structures("Na2S", [(1, antifluorite)], max_sites=20)] == [1]
+    # a decoration that matches a crystal of the formula the catalog already has (or computes) is no search
+    known = decorate(fluorite("Ca", "F"), Composition("MgCl2"))[0]
+    found = prototype_structures("MgCl2", [(1, fluorite("Ca", "F")), (3, rutile("Ti", "O"))], max_sites=20,
+                                 known=[known])
+    assert [f.prototype_id for f in found] == [3]
+
+
 # --- competitor jobs --------------------------------------------------------------------------------------------------
 
 
