@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,36 @@ def prepare(env: dict[str, str], fresh: bool) -> None:
     for dataset in SEED_DATASETS:
         manage(env, "load_seed", "--dataset", dataset, "--no-hulls", "--no-progress")
     manage(env, "recompute_hulls")
+
+
+@contextmanager
+def quickstart_processes(env: dict[str, str], var: Path):
+    """The quick start's own processes (``gnomon.processes.celery_processes``: prefork orchestration and DFT workers,
+    beat), logging to ``var/workers.log``, with the queues purged of an earlier interrupted run's messages first;
+    stopped (TERM, then KILL after a minute) on the way out. Campaign benchmarks run their campaigns inside it."""
+    from gnomon.celery import app
+    from gnomon.processes import celery_processes
+
+    with app.connection_for_write() as conn:
+        for queue in ("default", "screening", "dft"):
+            conn.default_channel.queue_purge(queue)
+    procs = []
+    logs = var / "workers.log"
+    for proc_name, argv in celery_processes(PYTHON, str(var / "celerybeat-schedule")):
+        log(f"starting {proc_name}")
+        procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logs.open("ab"), stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def collect(campaign_name: str) -> dict[str, Any]:
@@ -226,19 +257,8 @@ def main() -> None:
 
     setup_django()
     from discovery.models import Campaign
-    from gnomon.celery import app
-    from gnomon.processes import celery_processes
 
-    with app.connection_for_write() as conn:  # messages an earlier, interrupted run left behind
-        for queue in ("default", "screening", "dft"):
-            conn.default_channel.queue_purge(queue)
-    procs = []
-    logs = var / "workers.log"
-    for proc_name, argv in celery_processes(PYTHON, str(var / "celerybeat-schedule")):
-        log(f"starting {proc_name}")
-        procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logs.open("ab"), stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-    try:
+    with quickstart_processes(env, var):
         for space in [f"preset:{options.preset}"] if options.preset else (options.only or list(MATRIX)):
             settings = campaign_settings(space, options.verifier)
             if options.resume and results.get(space, {}).get("settings") == settings:
@@ -259,15 +279,6 @@ def main() -> None:
             log(f"{space}: {row['outcome']} in {row['wall_s']} s; generated {row['generated']}, verified "
                 f"{row['verified']}" + (f"; {row['error']}" if row["error"] else ""))
             summarise(results, options.verifier, time.monotonic() - started, options.preset)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
     summarise(results, options.verifier, time.monotonic() - started, options.preset)
     log(f"results in {path}")
 

@@ -36,7 +36,6 @@ import csv
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -45,7 +44,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.campaign_matrix import PYTHON, SEED_DATASETS, log, manage, toml  # noqa: E402
+from benchmarks.campaign_matrix import (  # noqa: E402
+    PYTHON,
+    SEED_DATASETS,
+    log,
+    manage,
+    quickstart_processes,
+    toml,
+)
 from benchmarks.common import RESULTS_DIR, ROOT, data_dir, write_result  # noqa: E402
 from benchmarks.synthetic_catalog import sibling_database_url  # noqa: E402
 
@@ -257,19 +263,8 @@ def main() -> None:
 
     setup_django()
     from discovery.models import Campaign
-    from gnomon.celery import app
-    from gnomon.processes import celery_processes
 
-    with app.connection_for_write() as conn:  # messages an earlier, interrupted run left behind
-        for queue in ("default", "screening", "dft"):
-            conn.default_channel.queue_purge(queue)
-    procs = []
-    logs = var / "workers.log"
-    for proc_name, argv in celery_processes(PYTHON, str(var / "celerybeat-schedule")):
-        log(f"starting {proc_name}")
-        procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logs.open("ab"), stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-    try:
+    with quickstart_processes(env, var):
         for system in systems:
             settings = settings_for(system, options)
             if not options.redo and runs.get(system, {}).get("settings") == settings \
@@ -293,15 +288,6 @@ def main() -> None:
             log(f"{system}: recall {row['recall']}, precision {row['precision']}, {row['dft_jobs']} DFT jobs, "
                 f"{row['cpu_hours']} CPU h; confirmed stable {row['confirmed_stable']}")
             summarise(runs, started)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
     summarise(runs, started)
     log(f"results in {PATH}")
 
