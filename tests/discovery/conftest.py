@@ -36,3 +36,16 @@ def campaign_env(tmp_path, settings):
     support.seed_catalog()
     staff = get_user_model().objects.create_user("launcher", is_staff=True)
     return tmp_path, staff
+
+
+@pytest.fixture
+def fake_dft_backend(settings, dft_workdir, monkeypatch):
+    """The slow-fake DFT backend with no sleep, and job messages captured instead of sent (the list of job ids)."""
+    from discovery.services import dft
+
+    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
+    monkeypatch.setenv("GNOMON_TEST_DFT_SLEEP", "0")
+    sent: list[int] = []
+    monkeypatch.setattr(dft, "enqueue_job", lambda job, countdown=None: sent.append(job.pk))
+    return sent
+

@@ -32,12 +32,8 @@ def rutile(a: str, b: str) -> Structure:
 
 
 @pytest.fixture(autouse=True)
-def _fake_backend(settings, dft_workdir, monkeypatch):
-    settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
-    monkeypatch.setenv("GNOMON_TEST_DFT_SLEEP", "0")
-    sent: list[int] = []
-    monkeypatch.setattr(dft, "enqueue_job", lambda job, countdown=None: sent.append(job.pk))
-    return sent
+def _fake_backend(fake_dft_backend):
+    return fake_dft_backend
 
 
 def _candidate_job(structure: Structure, config: dict | None = None) -> DFTJob:
