@@ -101,7 +101,9 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-def prepare(env: dict[str, str], fresh: bool) -> None:
+def prepare(env: dict[str, str], fresh: bool, *, seed_existing: bool = True) -> None:
+    """Create the benchmark database if needed (``fresh``: drop it first), migrate it and seed it with the shared
+    datasets (re-loading adds no duplicates; ``seed_existing=False`` seeds a newly created database only)."""
     import psycopg
     from psycopg import sql
 
@@ -115,6 +117,8 @@ def prepare(env: dict[str, str], fresh: bool) -> None:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     manage(env, "migrate", "--noinput", "-v", "0")
+    if exists and not seed_existing:
+        return
     for dataset in SEED_DATASETS:
         manage(env, "load_seed", "--dataset", dataset, "--no-hulls", "--no-progress")
     manage(env, "recompute_hulls")

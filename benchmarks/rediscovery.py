@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.campaign_matrix import (  # noqa: E402
     PYTHON,
-    SEED_DATASETS,
     log,
     manage,
+    prepare,
     quickstart_processes,
     toml,
 )
@@ -258,7 +258,7 @@ def main() -> None:
                 f"{row['dft_jobs']} DFT jobs")
         summarise(runs, started)
         return
-    _prepare(env, options.fresh_database)
+    prepare(env, options.fresh_database, seed_existing=False)  # seeded once; hide() edits it per system
     from benchmarks.common import setup_django
 
     setup_django()
@@ -290,27 +290,6 @@ def main() -> None:
             summarise(runs, started)
     summarise(runs, started)
     log(f"results in {PATH}")
-
-
-def _prepare(env: dict[str, str], fresh: bool) -> None:
-    """Create and seed the benchmark database once (``--fresh-database`` starts over)."""
-    import psycopg
-    from psycopg import sql
-
-    url = env["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and fresh:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-            exists = None
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    manage(env, "migrate", "--noinput", "-v", "0")
-    if not exists:
-        for dataset in SEED_DATASETS:
-            manage(env, "load_seed", "--dataset", dataset, "--no-hulls", "--no-progress")
-        manage(env, "recompute_hulls")
 
 
 if __name__ == "__main__":
