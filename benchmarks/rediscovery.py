@@ -100,7 +100,10 @@ def settings_for(system: str, options) -> dict[str, Any]:
         "kappa": 1.0,
         "kappa_final": 0.0,
         "max_predicted_e_above_hull": 0.3,
-        "cap_per_chemsys": 2,
+        # A binary has one chemical system: its cap is the round's picks; one pick per formula spreads them over
+        # compositions (first runs spent every pick on Li2O2/Li2O3 polymorphs and never verified Li2O).
+        "cap_per_chemsys": 2 if ternary_or_more else options.dft_per_round or 3,
+        "cap_per_formula": 1,
         "max_atoms": options.max_atoms,
         "max_competitor_jobs": 6 if ternary_or_more else 2,
         "dft_backend": "gpaw",

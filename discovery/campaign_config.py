@@ -34,6 +34,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "kappa_final": (0.0, 5.0),
     "max_predicted_e_above_hull": (-1.0, 2.0),
     "cap_per_chemsys": (1, 1_000),
+    "cap_per_formula": (0, 1_000),
     "max_atoms": (1, 64),
     "max_concurrent_dft": (0, 1_000),
     "max_competitor_jobs": (0, 1_000),
@@ -56,6 +57,7 @@ HELP: dict[str, str] = {
     "max_predicted_e_above_hull": "acquisition threshold, eV/atom",
     "retraining": "fine-tune: continue the previous round's ensemble; scratch: train a new one",
     "cap_per_chemsys": "most DFT picks per chemical system per round",
+    "cap_per_formula": "most DFT picks per reduced formula per round (spreads picks over compositions); 0: no limit",
     "max_atoms": "largest candidate cell, atoms",
     "max_concurrent_dft": "DFT jobs of this campaign queued or running at once; 0: no limit",
     "max_competitor_jobs": "competing-phase jobs (known crystals, searched structures) the campaign may queue in all",
@@ -96,6 +98,7 @@ class CampaignConfig:
     # scratch when they cannot be fine-tuned, e.g. after a change of target), or train new ones from "scratch".
     retraining: str = "fine-tune"
     cap_per_chemsys: int = 2
+    cap_per_formula: int = 0  # most picks per reduced formula per round; 0: no limit
     max_atoms: int = 8
     max_concurrent_dft: int = 0  # DFT jobs of this campaign queued or running at once; 0: no limit
     # Competing-phase jobs (catalog crystals and searched structures) the campaign may queue in all, on top of its

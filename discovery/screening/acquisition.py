@@ -3,8 +3,11 @@
 Rule (a lower confidence bound, as in GNoME's active learning): score = predicted e_above_hull − κ·std (eV/atom).
 1. keep candidates with a finite score ≤ ``threshold``;
 2. sort by score, lowest first (ties: lower mean, then input order);
-3. walk down the list taking a candidate unless its chemsys already has ``max_per_chemsys`` picks;
+3. walk down the list taking a candidate unless its chemsys already has ``max_per_chemsys`` picks, or its reduced
+   formula already has ``max_per_formula`` picks;
 4. stop at ``top_n`` picks.
+The formula cap spreads a round over compositions: without it, in a binary system the structural pipeline's many
+polymorphs of one favoured formula (Li2O2, Li2O3) filled every pick and a ground state of another (Li2O) waited.
 κ > 0 favours uncertain candidates (exploration); κ = 0 ranks by the mean alone. A campaign may anneal κ over its
 rounds (``annealed_kappa``): explore while its model has seen little of the element space, exploit once it has learnt
 from the campaign's own DFT results.
@@ -25,6 +28,7 @@ class AcquisitionRule:
     threshold: float = 0.05  # eV/atom; GNoME-like: near or below the current hull
     top_n: int = 100
     max_per_chemsys: int | None = 10
+    max_per_formula: int | None = None
 
     def __post_init__(self) -> None:
         if self.kappa < 0:
@@ -33,6 +37,8 @@ class AcquisitionRule:
             raise ValueError(f"top_n must be ≥ 0, got {self.top_n}")
         if self.max_per_chemsys is not None and self.max_per_chemsys < 1:
             raise ValueError(f"max_per_chemsys must be ≥ 1 or None, got {self.max_per_chemsys}")
+        if self.max_per_formula is not None and self.max_per_formula < 1:
+            raise ValueError(f"max_per_formula must be ≥ 1 or None, got {self.max_per_formula}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +63,7 @@ class Scored:
     chemsys: str
     e_above_hull: float  # predicted, eV/atom
     std: float  # ensemble spread, eV/atom
+    formula: str = ""  # reduced formula, for the per-formula cap
 
 
 def select(candidates: Sequence[Scored], rule: AcquisitionRule) -> list[Scored]:
@@ -69,11 +76,15 @@ def select(candidates: Sequence[Scored], rule: AcquisitionRule) -> list[Scored]:
     ranked.sort(key=lambda item: item[:3])
     picks: list[Scored] = []
     per_chemsys: Counter[str] = Counter()
+    per_formula: Counter[str] = Counter()
     for *_, candidate in ranked:
         if len(picks) >= rule.top_n:
             break
         if rule.max_per_chemsys is not None and per_chemsys[candidate.chemsys] >= rule.max_per_chemsys:
             continue
+        if rule.max_per_formula is not None and per_formula[candidate.formula] >= rule.max_per_formula:
+            continue
         per_chemsys[candidate.chemsys] += 1
+        per_formula[candidate.formula] += 1
         picks.append(candidate)
     return picks

@@ -155,6 +155,7 @@ def screen(campaign: Campaign, rnd: CampaignRound, config: CampaignConfig) -> st
         threshold=config.max_predicted_e_above_hull,
         top_n=config.dft_per_round,
         max_per_chemsys=config.cap_per_chemsys,
+        max_per_formula=config.cap_per_formula or None,
     )
     chosen = select_candidates(pool, rule)
     carried = [c for c in chosen if c.round_id != rnd.pk]

@@ -457,7 +457,8 @@ def screen_candidates(
 def select_candidates(candidates: Sequence[Candidate], rule: AcquisitionRule) -> list[Candidate]:
     """Mark the screened candidates the acquisition rule picks as selected (for DFT); return them in pick order."""
     screened = [c for c in candidates if c.status == Candidate.Status.SCREENED and c.predicted_e_above_hull is not None]
-    picks = select([Scored(c, c.chemsys, c.predicted_e_above_hull, c.predicted_std or 0.0) for c in screened], rule)
+    picks = select([Scored(c, c.chemsys, c.predicted_e_above_hull, c.predicted_std or 0.0, c.formula_reduced)
+                    for c in screened], rule)
     chosen = [pick.key for pick in picks]
     for candidate in chosen:
         candidate.status = Candidate.Status.SELECTED

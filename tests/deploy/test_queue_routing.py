@@ -118,8 +118,10 @@ def test_dft_only_worker_never_receives_screening_tasks(dft_only_worker):
     assert report["task_id_in_log_context"] == dft.id
     assert report["request_id_in_log_context"] == "req-deploy-test"  # the enqueuing request's id travelled along
 
-    # Give the worker every chance to (wrongly) pick up the screening task, then look everywhere it could be.
-    time.sleep(3)
+    # No sleep: let the worker fetch once more. A second DFT probe, sent after the screening message had waited a whole
+    # task's round trip, must come back while the screening message still waits: a worker that also listened on
+    # "screening" would have taken the older message first. Then look everywhere it could be.
+    assert run_dft_deploy_probe.delay().get(timeout=60)["routing_key"] == "dft"
     assert screening.state == "PENDING"
     assert _queue_length("screening") == 1, "the screening message must still wait in its queue"
     inspect = app.control.inspect(destination=[node], timeout=5)

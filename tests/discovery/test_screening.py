@@ -298,8 +298,8 @@ def test_missing_checkpoint_raises_checkpoint_error(tmp_path):
 # --- acquisition ------------------------------------------------------------------------------------------------
 
 
-def scored(key, e_above_hull, std=0.0, chemsys="A-B") -> Scored:
-    return Scored(key=key, chemsys=chemsys, e_above_hull=e_above_hull, std=std)
+def scored(key, e_above_hull, std=0.0, chemsys="A-B", formula="") -> Scored:
+    return Scored(key=key, chemsys=chemsys, e_above_hull=e_above_hull, std=std, formula=formula)
 
 
 def keys(picks: list[Scored]) -> list:
@@ -326,6 +326,16 @@ def test_per_chemsys_cap_spreads_picks_over_systems():
     assert keys(picks) == ["ab4", "ab3", "cd"]
 
 
+def test_per_formula_cap_spreads_picks_over_compositions():
+    # Li2O2 polymorphs rank best, but with one pick per formula the next composition (Li2O) gets its turn.
+    candidates = [scored(f"peroxide{i}", -0.1 - 0.01 * i, chemsys="Li-O", formula="Li2O2") for i in range(3)]
+    candidates += [scored("oxide", 0.0, chemsys="Li-O", formula="Li2O"), scored("ozonide", 0.02, formula="LiO3")]
+    rule = AcquisitionRule(kappa=0.0, threshold=0.05, top_n=2, max_per_chemsys=None, max_per_formula=1)
+    assert keys(select(candidates, rule)) == ["peroxide2", "oxide"]
+    assert keys(select(candidates, AcquisitionRule(kappa=0.0, threshold=0.05, top_n=2, max_per_chemsys=None))) == [
+        "peroxide2", "peroxide1"]
+
+
 def test_top_n_stops_after_n_lowest_scores():
     candidates = [scored(i, -0.01 * i, chemsys=f"X-{i}") for i in range(10)]
     assert keys(select(candidates, AcquisitionRule(kappa=0.0, top_n=3))) == [9, 8, 7]
@@ -341,7 +351,8 @@ def test_ties_break_by_lower_mean_then_input_order():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"kappa": -0.1}, "kappa"), ({"top_n": -1}, "top_n"), ({"max_per_chemsys": 0}, "max_per_chemsys")],
+    [({"kappa": -0.1}, "kappa"), ({"top_n": -1}, "top_n"), ({"max_per_chemsys": 0}, "max_per_chemsys"),
+     ({"max_per_formula": 0}, "max_per_formula")],
 )
 def test_invalid_rule_values_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -350,7 +361,7 @@ def test_invalid_rule_values_raise(kwargs, message):
 
 def test_rule_serialises_its_settings():
     assert AcquisitionRule(kappa=0.5, threshold=0.0, top_n=7, max_per_chemsys=None).as_dict() == {
-        "kappa": 0.5, "threshold": 0.0, "top_n": 7, "max_per_chemsys": None,
+        "kappa": 0.5, "threshold": 0.0, "top_n": 7, "max_per_chemsys": None, "max_per_formula": None,
     }
 
 
