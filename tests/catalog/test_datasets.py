@@ -140,3 +140,8 @@ def test_load_seed_small_slice_of_the_real_files():
     bootstrap = Scheme.objects.get(name="GPAW-PBE-bootstrap")
     assert bootstrap.protocol["setups"] == "Debian gpaw-data 0.9.20000" and bootstrap.protocol_hash
     assert {r.protocol_hash for r in gpaw} == {bootstrap.protocol_hash}
+
+
+def test_every_dataset_names_a_known_loader():
+    unknown = {d.name: d.loader for d in datasets.REGISTRY.values() if d.loader not in datasets.LOADERS}
+    assert not unknown

@@ -1,43 +1,15 @@
-"""Registry of the seed datasets: where each file comes from, its checksum, licence, citation and the scheme its energies
-belong to, plus the loader that puts it into the catalog.
-
-Files are looked for, in this order: ``--path`` (the dataset's folder, or a folder that contains it),
-``settings.DATA_DIR`` (env ``GNOMON_DATA_DIR``), ``settings.DATASET_CACHE_DIR``; else they are downloaded from the
-recorded URL into the cache. Every file is checked against its SHA-256 wherever it was found.
-"""
+"""The seed datasets, as data: where each file comes from, its checksum, licence, citation, the scheme its energies
+belong to and which loader (``catalog.datasets.loaders.LOADERS``) puts it into the catalog."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
-import json
-import logging
-import shutil
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from django.conf import settings
-from django.db import transaction
-from django.db.models import Min
-
-from catalog.models import EnergyRecord, Scheme
+from catalog.models import Scheme
 from catalog.protocols import GPAW_BOOTSTRAP_SET, MATERIALS_PROJECT_GGA_U
-from catalog.services.energies import (
-    EnergyInput,
-    ensure_scheme,
-    record_energies,
-    set_elemental_references,
-    update_hulls_if_available,
-)
-from catalog.services.ingest import ImportOptions, ImportSummary, import_paths, import_units
+from catalog.services.energies import ensure_scheme
+from catalog.services.ingest import ImportSummary
 
-logger = logging.getLogger(__name__)
-
-DOWNLOAD_TIMEOUT_S = 60
 CDVAE = "https://raw.githubusercontent.com/txie-93/cdvae/f857f598/data"
 CRABNET = "https://raw.githubusercontent.com/anthony-wang/CrabNet/457b4d48/data/benchmark_data"
 AVIARY = "https://raw.githubusercontent.com/CompRhys/aviary/a021eb72/examples/inputs"
@@ -98,7 +70,7 @@ class Dataset:
     licence: str
     citation: str
     scheme: SchemeSpec
-    loader: str  # name of a function in this module: loader(dataset, files, limit) -> DatasetResult
+    loader: str  # a key of catalog.datasets.loaders.LOADERS
     notes: str = ""
 
 
@@ -146,7 +118,7 @@ PEROV_5 = Dataset(
                     "ind_gap (eV) are kept in each record's data. Never builds a hull.",
         display_priority=500,
     ),
-    loader="load_structure_csv",
+    loader="structure_files",
 )
 
 CARBON_24 = Dataset(
@@ -173,7 +145,7 @@ CARBON_24 = Dataset(
                     "the set are meaningful. Elemental reference C = the lowest energy per atom in the set (diamond).",
         display_priority=400,
     ),
-    loader="load_structure_csv",
+    loader="structure_files",
     notes="elemental reference from the set's minimum",
 )
 
@@ -199,7 +171,7 @@ AVIARY = Dataset(
                     "energies in raw/*.poscar line 1; the formation energies are what the repository publishes.",
         display_priority=300,
     ),
-    loader="load_aviary",
+    loader="aviary",
 )
 
 GPAW_BOOTSTRAP = Dataset(
@@ -222,7 +194,7 @@ GPAW_BOOTSTRAP = Dataset(
         display_priority=200,
         protocol=GPAW_BOOTSTRAP_SET,
     ),
-    loader="load_entries_json",
+    loader="structure_files",
 )
 
 MP_ELEMENTAL_REFS = Dataset(
@@ -248,7 +220,7 @@ MP_ELEMENTAL_REFS = Dataset(
         display_priority=10,
         protocol=MATERIALS_PROJECT_GGA_U,
     ),
-    loader="load_elemental_references",
+    loader="elemental_references",
 )
 
 BARTEL_2020 = Dataset(
@@ -282,7 +254,7 @@ BARTEL_2020 = Dataset(
         protocol={**MATERIALS_PROJECT_GGA_U, "corrections": "MP compatibility of about 2019 (Bartel et al. 2020)",
                   "values": "formation energies per composition, no structures"},
     ),
-    loader="load_bartel",
+    loader="bartel",
 )
 
 REGISTRY: dict[str, Dataset] = {
@@ -295,205 +267,3 @@ def get_dataset(name: str) -> Dataset:
         return REGISTRY[name]
     except KeyError as exc:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}") from exc
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Finding files
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ChecksumMismatch(
-            f"{path}: SHA-256 {actual} does not match the registry's {expected}; the file is damaged or a different "
-            f"version: delete it (it is downloaded again) or put the published file there"
-        )
-
-
-def resolve_files(dataset: Dataset, path: Path | str | None = None,
-                  opener: Callable = urllib.request.urlopen) -> dict[str, Path]:
-    """Local paths of every file of ``dataset`` (see the module docstring for the order), checksums verified."""
-    if path is not None:  # an explicit --path is the only place looked at: no silent fallback to other copies
-        path = Path(path)
-        roots = [path, path / dataset.folder]
-    else:
-        roots = [Path(settings.DATA_DIR) / dataset.folder, Path(settings.DATASET_CACHE_DIR) / dataset.folder]
-    found: dict[str, Path] = {}
-    for file in dataset.files:
-        local = next((root / file.path for root in roots if (root / file.path).is_file()), None)
-        if local is None:
-            if path is not None:
-                raise DatasetUnavailable(f"{dataset.name}: {file.path} not found under {path}")
-            local = download(dataset, file, opener=opener)
-        verify(local, file.sha256)
-        found[file.path] = local
-    return found
-
-
-def download(dataset: Dataset, file: DatasetFile, opener: Callable = urllib.request.urlopen) -> Path:
-    target = Path(settings.DATASET_CACHE_DIR) / dataset.folder / file.path
-    if file.url is None:
-        raise DatasetUnavailable(
-            f"{dataset.name}: {file.path} has no public download URL; put it in "
-            f"{Path(settings.DATA_DIR) / dataset.folder} (GNOMON_DATA_DIR) or pass --path"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    logger.info("downloading %s", file.url)
-    try:
-        with opener(file.url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        partial.unlink(missing_ok=True)
-        raise DatasetUnavailable(
-            f"{dataset.name}: cannot download {file.url} ({exc}). Offline? Put the files in "
-            f"{Path(settings.DATA_DIR) / dataset.folder} (GNOMON_DATA_DIR) or pass --path"
-        ) from exc
-    try:
-        verify(partial, file.sha256)
-    except ChecksumMismatch:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
-    return target
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def load_dataset(name: str, *, path: Path | str | None = None, limit: int | None = None, progress: bool = False,
-                 workers: int | None = None, update_hulls: bool = True) -> DatasetResult:
-    dataset = get_dataset(name)
-    files = resolve_files(dataset, path)
-    loader = globals()[dataset.loader]
-    return loader(dataset, files, limit=limit, progress=progress, workers=workers, update_hulls=update_hulls)
-
-
-def _options(dataset: Dataset, **kwargs) -> ImportOptions:
-    return ImportOptions(source=dataset.name, licence=dataset.licence, scheme=dataset.scheme.name,
-                         scheme_defaults=dataset.scheme.defaults(),
-                         origin_details={"citation": dataset.citation}, **kwargs)
-
-
-def load_structure_csv(dataset, files, *, limit, progress, workers, update_hulls) -> DatasetResult:
-    dataset.scheme.ensure()
-    summary = import_paths([str(p) for p in files.values()],
-                           _options(dataset, limit=limit, progress=progress, workers=workers,
-                                    update_hulls=False))
-    result = DatasetResult(dataset.name, summary=summary)
-    if dataset.scheme.kind == Scheme.Kind.TOTAL_ENERGY:
-        result.references = _references_from_set(dataset)
-    if update_hulls:
-        _update_hulls(dataset, summary)
-    return result
-
-
-def load_entries_json(dataset, files, *, limit, progress, workers, update_hulls) -> DatasetResult:
-    return load_structure_csv(dataset, files, limit=limit, progress=progress, workers=workers,
-                              update_hulls=update_hulls)
-
-
-def load_aviary(dataset, files, *, limit, progress, workers, update_hulls) -> DatasetResult:
-    """Structures and E_f from examples.json (pandas 'columns' layout: {column: {row: value}})."""
-    dataset.scheme.ensure()
-    path = files["examples.json"]
-    with open(path, encoding="utf-8") as handle:
-        table = json.load(handle)
-    rows = sorted(table["material_id"], key=int)
-    units = []
-    for row in rows:
-        units.append({
-            "file": str(path), "name": "examples.json", "format": "pmg-json", "location": f"row {row}",
-            "source_id": table["material_id"][row], "object": table["structure"][row],
-            "energy": {"kind": Scheme.Kind.FORMATION_ENERGY, "formation_energy_per_atom": float(table["E_f"][row]),
-                       "column": "E_f"},
-            "data": {"protostructure": table["protostructure"][row], "composition": table["composition"][row]},
-        })
-    summary = import_units(units, _options(dataset, limit=limit, progress=progress, workers=workers,
-                                           update_hulls=False), total=min(len(units), limit or len(units)))
-    if update_hulls:
-        _update_hulls(dataset, summary)
-    return DatasetResult(dataset.name, summary=summary)
-
-
-def load_elemental_references(dataset, files, *, limit, progress, workers, update_hulls) -> DatasetResult:
-    """ElementalReference rows (eV/atom = entry energy / atoms) from a JSON object keyed by element."""
-    scheme = dataset.scheme.ensure()
-    (path,) = files.values()
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        entries = json.load(handle)
-    references = {}
-    for element, entry in sorted(entries.items()):  # 89 rows: --limit does not apply, a demo hull needs them all
-        natoms = sum(entry["composition"].values())
-        references[element] = (entry["energy"]) / natoms
-    set_elemental_references(scheme, references, source=f"{dataset.name} ({path.name})")
-    return DatasetResult(dataset.name, references=len(references))
-
-
-def load_bartel(dataset, files, *, limit, progress, workers, update_hulls) -> DatasetResult:
-    """Composition-only formation energies (Ef), joined on formula with the published decomposition energy (Ed)."""
-    scheme = dataset.scheme.ensure()
-    items: list[EnergyInput] = []
-    for split in ("train", "val", "test"):
-        ef = _read_target(files[f"Ef/{split}.csv"])
-        ed = _read_target(files[f"Ed/{split}.csv"])
-        for formula, formation in ef.items():
-            items.append(EnergyInput(
-                source_key=formula, composition=formula, formation_energy_per_atom=formation,
-                produced_by=f"{dataset.name}:{split}",
-                data={"published_decomposition_energy": ed.get(formula), "split": split},
-            ))
-            if limit is not None and len(items) >= limit:
-                break
-        if limit is not None and len(items) >= limit:
-            break
-    created = existing = 0
-    chemsystems: set[str] = set()
-    for start in range(0, len(items), 5000):
-        with transaction.atomic():
-            outcome = record_energies(scheme, items[start:start + 5000])
-        created += outcome.created
-        existing += outcome.existing
-        chemsystems |= outcome.chemsystems
-    if update_hulls:
-        update_hulls_if_available(scheme, chemsystems)
-    return DatasetResult(dataset.name, energies=created, extra={"read": len(items), "already_present": existing})
-
-
-def _read_target(path: Path) -> dict[str, float]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return {row["formula"]: float(row["target"]) for row in csv.DictReader(handle)}
-
-
-def _references_from_set(dataset: Dataset) -> int:
-    """Elemental references of a self-contained total-energy set: each element's lowest energy per atom in it."""
-    scheme = Scheme.objects.get(name=dataset.scheme.name)
-    lowest = (
-        EnergyRecord.objects.filter(scheme=scheme, material__isnull=False, elements__len=1)
-        .values_list("chemsys")
-        .annotate(e=Min("energy_per_atom"))
-    )
-    references = {chemsys: e for chemsys, e in lowest if e is not None}
-    if references:
-        set_elemental_references(scheme, references, source=f"lowest energy per atom in {dataset.name}")
-    return len(references)
-
-
-def _update_hulls(dataset: Dataset, summary: ImportSummary) -> None:
-    scheme = Scheme.objects.get(name=dataset.scheme.name)
-    if not scheme.builds_hull:
-        return
-    chemsystems = summary.chemsystems.get(scheme.name, set())
-    summary.hulls_updated[scheme.name] = update_hulls_if_available(scheme, chemsystems)
