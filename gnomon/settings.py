@@ -237,14 +237,14 @@ if not DEBUG:
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
 
-# DFT verification (discovery/dft, discovery/services/dft.py).
+# DFT verification (discovery/dft, discovery/services/dft/).
 GNOMON_DFT_BACKEND = os.environ.get("GNOMON_DFT_BACKEND", "gpaw")
 GNOMON_DFT_PRESET = os.environ.get("GNOMON_DFT_PRESET", "fast")
 GNOMON_DFT_WORKDIR = Path(os.environ.get("GNOMON_DFT_WORKDIR", VAR_DIR / "dft")).resolve()
 GNOMON_DFT_BACKEND_PLUGINS = env_list("GNOMON_DFT_BACKEND_PLUGINS", "")  # modules that call register_backend()
 GNOMON_DFT_MAX_RETRIES = int(os.environ.get("GNOMON_DFT_MAX_RETRIES", "3"))  # transient errors only
 GNOMON_DFT_MAX_REFERENCE_PHASES = int(os.environ.get("GNOMON_DFT_MAX_REFERENCE_PHASES", "5"))
-# decorated prototypes computed per competitor known by composition only (discovery/services/dft.py)
+# decorated prototypes computed per competitor known by composition only (discovery/services/dft/)
 GNOMON_DFT_SEARCHED_STRUCTURES = int(os.environ.get("GNOMON_DFT_SEARCHED_STRUCTURES", "2"))
 GNOMON_VASP = {  # VASP on a SLURM cluster: see discovery/dft/vasp_backend.py
     "command": os.environ.get("GNOMON_VASP_COMMAND", "srun vasp_std"),

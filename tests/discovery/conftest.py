@@ -41,11 +41,11 @@ def campaign_env(tmp_path, settings):
 @pytest.fixture
 def fake_dft_backend(settings, dft_workdir, monkeypatch):
     """The slow-fake DFT backend with no sleep, and job messages captured instead of sent (the list of job ids)."""
-    from discovery.services import dft
+    from discovery import messages
 
     settings.GNOMON_DFT_BACKEND_PLUGINS = ["tests.discovery.dft_support"]
     monkeypatch.setenv("GNOMON_TEST_DFT_SLEEP", "0")
     sent: list[int] = []
-    monkeypatch.setattr(dft, "enqueue_job", lambda job, countdown=None: sent.append(job.pk))
+    monkeypatch.setattr(messages, "run_dft_job", lambda job_id, **_: sent.append(job_id))  # every DFT send goes here
     return sent
 

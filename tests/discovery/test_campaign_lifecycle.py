@@ -96,12 +96,12 @@ def test_concurrency_limit_holds_dft_jobs_back_until_slots_free(staff, monkeypat
     """max_concurrent_dft=1: verify sends one job and holds the rest; each finished job releases the next."""
     from pymatgen.core import Lattice, Structure
 
+    from discovery import messages
     from discovery.models import Candidate, DFTJob
     from discovery.services import campaigns as services
-    from discovery.services import dft
 
     sent = []
-    monkeypatch.setattr(dft, "enqueue_job", lambda job: sent.append(job.pk))
+    monkeypatch.setattr(messages, "run_dft_job", lambda job_id, **_: sent.append(job_id))
     monkeypatch.setattr(services, "_send", lambda campaign_id, queue: None)
     campaign = services.create_campaign(
         {"name": "limited", "elements": ["Na", "Cl"], "max_concurrent_dft": 1, "dft_backend": "ml"}, user=staff

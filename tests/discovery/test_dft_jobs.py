@@ -9,6 +9,7 @@ from django.db import connection
 from pymatgen.core import Structure
 
 from catalog.models import ElementalReference, EnergyRecord, HullEntry, Material, MaterialOrigin
+from catalog.services import hulls as hull_service
 from discovery.models import Campaign, CampaignRound, Candidate, DFTJob
 from discovery.services import dft
 from tests.discovery import dft_support  # noqa: F401 - registers the slow-fake backend
@@ -141,7 +142,7 @@ def test_success_path_is_one_transaction(monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("hull service down")
 
-    monkeypatch.setattr(dft, "update_hulls_for", broken)
+    monkeypatch.setattr(hull_service, "update_hulls", broken)
     dft.execute_job(job.pk)
     job.refresh_from_db()
     candidate.refresh_from_db()
