@@ -124,6 +124,25 @@ def prepare(env: dict[str, str], fresh: bool, *, seed_existing: bool = True) -> 
     manage(env, "recompute_hulls")
 
 
+def benchmark_env(database_url: str, broker_url: str, var: Path) -> dict[str, str]:
+    """The environment of a benchmark's own database, broker and state folder (models, DFT work directories), for
+    its subprocesses and, set in ``os.environ``, for this process's Django."""
+    var.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "GNOMON_VAR_DIR": str(var),
+        "GNOMON_MODEL_DIR": str(var / "models"),
+        "GNOMON_DFT_WORKDIR": str(var / "dft"),
+        "GNOMON_DATA_DIR": str(data_dir()),
+    }
+    env.pop("CELERY_RESULT_BACKEND", None)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL", "GNOMON_VAR_DIR", "GNOMON_MODEL_DIR",
+                                           "GNOMON_DFT_WORKDIR", "GNOMON_DATA_DIR")})
+    return env
+
+
 @contextmanager
 def quickstart_processes(env: dict[str, str], var: Path):
     """The quick start's own processes (``gnomon.processes.celery_processes``: prefork orchestration and DFT workers,
@@ -236,19 +255,8 @@ def main() -> None:
     options = parser.parse_args()
 
     var = ROOT / "var" / f"bench-matrix-{options.verifier}"
-    var.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": sibling_database_url("BENCH_MATRIX_DATABASE", "gnomon_matrix"),
-        "CELERY_BROKER_URL": os.environ.get("BENCH_MATRIX_BROKER", "redis://127.0.0.1:6379/11"),
-        "GNOMON_VAR_DIR": str(var),
-        "GNOMON_MODEL_DIR": str(var / "models"),
-        "GNOMON_DFT_WORKDIR": str(var / "dft"),
-        "GNOMON_DATA_DIR": str(data_dir()),
-    }
-    env.pop("CELERY_RESULT_BACKEND", None)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL", "GNOMON_VAR_DIR", "GNOMON_MODEL_DIR",
-                                           "GNOMON_DATA_DIR")})
+    env = benchmark_env(sibling_database_url("BENCH_MATRIX_DATABASE", "gnomon_matrix"),
+                        os.environ.get("BENCH_MATRIX_BROKER", "redis://127.0.0.1:6379/11"), var)
     name = result_name(options.verifier, options.preset)
     path = RESULTS_DIR / f"{name}.json"
     results: dict[str, Any] = {}

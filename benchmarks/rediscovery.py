@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.campaign_matrix import (  # noqa: E402
     PYTHON,
+    benchmark_env,
     log,
     manage,
     prepare,
@@ -224,19 +225,8 @@ def main() -> None:
     systems = ["-".join(sorted(Composition("".join(s.split("-"))).chemical_system.split("-"))) for s in options.systems]
 
     var = Path(os.environ.get("BENCH_REDISCOVERY_VAR", ROOT / "var" / "bench-rediscovery"))  # one per database
-    var.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": sibling_database_url("BENCH_REDISCOVERY_DATABASE", "gnomon_rediscovery"),
-        "CELERY_BROKER_URL": os.environ.get("BENCH_REDISCOVERY_BROKER", "redis://127.0.0.1:6379/13"),
-        "GNOMON_VAR_DIR": str(var),
-        "GNOMON_MODEL_DIR": str(var / "models"),
-        "GNOMON_DFT_WORKDIR": str(var / "dft"),
-        "GNOMON_DATA_DIR": str(data_dir()),
-    }
-    env.pop("CELERY_RESULT_BACKEND", None)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL", "GNOMON_VAR_DIR", "GNOMON_MODEL_DIR",
-                                           "GNOMON_DFT_WORKDIR", "GNOMON_DATA_DIR")})
+    env = benchmark_env(sibling_database_url("BENCH_REDISCOVERY_DATABASE", "gnomon_rediscovery"),
+                        os.environ.get("BENCH_REDISCOVERY_BROKER", "redis://127.0.0.1:6379/13"), var)
     runs: dict[str, Any] = {}
     if PATH.exists():
         runs = json.loads(PATH.read_text()).get("metrics", {}).get("per_system", {})

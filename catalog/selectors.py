@@ -161,9 +161,16 @@ def _chemsys_filter(chemsys: str) -> Q:
     return Q(elements__contains=list(fixed), nelements=len(parts))
 
 
-def _check_range(param_min: str, low: float | None, param_max: str, high: float | None) -> None:
+def _in_range(qs: QuerySet, field: str, param: str, low: float | None, high: float | None) -> QuerySet:
+    """``qs`` with ``low ≤ field ≤ high`` (either bound may be absent); ``{param}_min`` above ``{param}_max`` is an
+    error naming both."""
     if low is not None and high is not None and low > high:
-        raise InvalidQuery(param_min, f"{param_min}={low} is greater than {param_max}={high}")
+        raise InvalidQuery(f"{param}_min", f"{param}_min={low} is greater than {param}_max={high}")
+    if low is not None:
+        qs = qs.filter(**{f"{field}__gte": low})
+    if high is not None:
+        qs = qs.filter(**{f"{field}__lte": high})
+    return qs
 
 
 def _ordering(ordering: tuple[str, ...]) -> list[OrderBy]:
@@ -208,18 +215,9 @@ def search_materials(query: MaterialQuery) -> QuerySet[Material]:
         qs = qs.filter(nelements__gte=query.nelements_min)
     if query.nelements_max is not None:
         qs = qs.filter(nelements__lte=query.nelements_max)
-    _check_range("e_above_hull_min", query.e_above_hull_min, "e_above_hull_max", query.e_above_hull_max)
-    if query.e_above_hull_min is not None:
-        qs = qs.filter(e_above_hull__gte=query.e_above_hull_min)
-    if query.e_above_hull_max is not None:
-        qs = qs.filter(e_above_hull__lte=query.e_above_hull_max)
-    _check_range(
-        "formation_energy_min", query.formation_energy_min, "formation_energy_max", query.formation_energy_max
-    )
-    if query.formation_energy_min is not None:
-        qs = qs.filter(formation_energy_per_atom__gte=query.formation_energy_min)
-    if query.formation_energy_max is not None:
-        qs = qs.filter(formation_energy_per_atom__lte=query.formation_energy_max)
+    qs = _in_range(qs, "e_above_hull", "e_above_hull", query.e_above_hull_min, query.e_above_hull_max)
+    qs = _in_range(qs, "formation_energy_per_atom", "formation_energy", query.formation_energy_min,
+                   query.formation_energy_max)
     if query.is_stable is not None:
         qs = qs.filter(is_stable=query.is_stable)
     if query.verdict:

@@ -33,15 +33,7 @@ if gpaw_ok; then
   exit 0
 fi
 
-APT_PACKAGES="libxc-dev libopenblas-dev libfftw3-dev g++"
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  missing=""
-  for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-  if [ -n "$missing" ]; then
-    echo "==> apt-get install$missing"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-  fi
-fi
+bash scripts/apt_install.sh libxc-dev libopenblas-dev libfftw3-dev g++
 
 SITECONFIG=.venv/gpaw-siteconfig.py
 cat > "$SITECONFIG" <<'EOF'

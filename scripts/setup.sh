@@ -7,15 +7,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 # System packages (only when root and missing): GPAW's build needs libxc/BLAS/FFTW; browser tests need chromium.
-APT_PACKAGES="libxc-dev libopenblas-dev libfftw3-dev g++ chromium chromium-driver"
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  missing=""
-  for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-  if [ -n "$missing" ]; then
-    echo "==> apt-get install$missing"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-  fi
-fi
+bash scripts/apt_install.sh libxc-dev libopenblas-dev libfftw3-dev g++ chromium chromium-driver
 
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"

@@ -1,4 +1,8 @@
-"""Small factories for catalog rows, built from real pymatgen structures (no fixtures downloaded)."""
+"""Small factories for catalog rows, built from real pymatgen structures (no fixtures downloaded).
+
+Rows are described by the services' own conversion (``readers.build_record`` → ``materials.material_fields``), so a
+test material has exactly the columns an imported one has; unlike ``register_material`` the factory never merges a
+duplicate crystal into an existing row, which tests of duplicates need."""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import itertools
 from pymatgen.core import Lattice, Structure
 
 from catalog.models import Material, MaterialOrigin, format_public_id
-from catalog.structures import describe
+from catalog.readers import build_record
+from catalog.services.materials import material_fields
 
 _counter = itertools.count(1)
 
@@ -29,25 +34,11 @@ def perovskite(a: str, b: str, x: str = "O", lattice: float = 3.9) -> Structure:
 
 
 def make_material(structure: Structure, *, dataset: str = "test", source_id: str | None = None, **fields) -> Material:
-    d = describe(structure)
     n = next(_counter)
+    record = build_record(structure, None, None, source_id=source_id or f"row-{n}", file="", location=None)
     material = Material.objects.create(
         public_id=fields.pop("public_id", format_public_id(900000 + n)),
-        structure=structure.as_dict(),
-        formula_reduced=d.formula_reduced,
-        formula_anonymous=d.formula_anonymous,
-        elements=list(d.elements),
-        nelements=len(d.elements),
-        chemsys=d.chemsys,
-        nsites=d.nsites,
-        volume=d.volume,
-        density=d.density,
-        spacegroup_number=d.spacegroup_number,
-        spacegroup_symbol=d.spacegroup_symbol,
-        crystal_system=d.crystal_system,
-        symprec=d.symprec,
-        fingerprint=d.fingerprint,
-        **fields,
+        **{**material_fields(record), **fields},
     )
     kind = fields.get("kind", MaterialOrigin.Kind.DATASET)
     MaterialOrigin.objects.create(material=material, dataset=dataset, source_id=source_id or f"row-{n}", kind=kind)

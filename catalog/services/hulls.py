@@ -102,23 +102,14 @@ def hull_records(scheme: Scheme):
     return EnergyRecord.objects.filter(scheme=scheme, excluded_reason="")
 
 
-def _stored_systems_containing(scheme: Scheme, systems: set[tuple[str, ...]]) -> set[str]:
-    """Stored chemical systems of the scheme that contain (or equal) one of ``systems``."""
+def _stored_systems(scheme: Scheme, systems: set[tuple[str, ...]], lookup: str) -> set[str]:
+    """Stored chemical systems of the scheme whose elements ``contains`` (a superset of, or equal to) or are
+    ``contained_by`` (a subset of, or equal to) one of ``systems``."""
     found: set[str] = set()
     for chunk in _chunks(sorted(systems)):
         cond = Q()
         for els in chunk:
-            cond |= Q(elements__contains=list(els))
-        found.update(hull_records(scheme).filter(cond).values_list("chemsys", flat=True).distinct())
-    return found
-
-
-def _stored_systems_within(scheme: Scheme, systems: set[tuple[str, ...]]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(sorted(systems)):
-        cond = Q()
-        for els in chunk:
-            cond |= Q(elements__contained_by=list(els))
+            cond |= Q(**{f"elements__{lookup}": list(els)})
         found.update(hull_records(scheme).filter(cond).values_list("chemsys", flat=True).distinct())
     return found
 
@@ -197,9 +188,9 @@ def update_hulls(
         ):
             report.hull_unchanged = True
             return report
-        touched = _stored_systems_containing(scheme, systems)
+        touched = _stored_systems(scheme, systems, "contains")
         if include_subsystems:
-            touched |= _stored_systems_within(scheme, systems)
+            touched |= _stored_systems(scheme, systems, "contained_by")
         # systems named but no longer stored (their energies were deleted): their bookkeeping goes
         gone = {"-".join(s) for s in systems} - touched
         if gone:
