@@ -1,4 +1,4 @@
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint schema bench
 
 setup:            ## create .venv and install everything
 	scripts/setup.sh
@@ -12,6 +12,9 @@ test:             ## run the whole test suite (real PostgreSQL, real Redis, real
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
+
+schema:           ## write the REST API's OpenAPI schema to docs/openapi.yaml (the contract tests/api/test_schema_contract.py checks)
+	.venv/bin/python manage.py spectacular --file docs/openapi.yaml --validate --fail-on-warn
 
 bench: setup      ## run every benchmark; results in benchmarks/results/
 	.venv/bin/python benchmarks/run_all.py
