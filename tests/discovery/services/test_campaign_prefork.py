@@ -18,7 +18,7 @@ from discovery.models import Campaign, Candidate, DFTJob, GenerationChunk
 from discovery.services.campaigns import create_campaign
 from gnomon.processes import WORKER_QUEUES
 from tests.discovery import campaign_support as support
-from tests.discovery.test_campaign_end_to_end import TINY
+from tests.discovery.services.test_campaign_end_to_end import TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -22,7 +22,7 @@ from discovery.services import dft
 from tests.discovery.campaign_support import database_url, stop, wait_for
 from tests.factories import rocksalt
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _start_worker(name: str, log: Path, workdir: Path, **extra_env: str) -> subprocess.Popen:

@@ -26,7 +26,7 @@ from django.db import connection
 from discovery.models import Campaign, CampaignRound
 from discovery.services.campaigns import create_campaign
 from tests.discovery import campaign_support as support
-from tests.discovery.test_campaign_end_to_end import TINY
+from tests.discovery.services.test_campaign_end_to_end import TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
