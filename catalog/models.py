@@ -128,7 +128,16 @@ class MaterialOrigin(models.Model):
     dataset = models.CharField(max_length=120, help_text="dataset or source name, e.g. perov_5, MP, campaign:3")
     source_id = models.CharField(max_length=255, help_text="id within that source (material_id, file:row)")
     licence = models.CharField(max_length=120, blank=True)
-    details = models.JSONField(default=dict, blank=True, help_text="campaign/round/candidate/job ids, file names")
+    details = models.JSONField(default=dict, blank=True, help_text="round, parent, file names, notes")
+    # Provenance of a computed crystal, as columns that queries join on: the campaign, candidate and DFT job it came
+    # from. They name the discovery layer's tables as strings (catalog code never imports discovery); SET_NULL keeps
+    # the crystal and its origin when a campaign is deleted.
+    campaign = models.ForeignKey("discovery.Campaign", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="material_origins")
+    candidate = models.ForeignKey("discovery.Candidate", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="material_origins")
+    dft_job = models.ForeignKey("discovery.DFTJob", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="material_origins")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -241,9 +241,7 @@ def search_materials(query: MaterialQuery) -> QuerySet[Material]:
     if query.campaign is not None:
         qs = qs.filter(
             Exists(
-                MaterialOrigin.objects.filter(
-                    material=OuterRef("pk"), kind=MaterialOrigin.Kind.CAMPAIGN, details__campaign=query.campaign
-                )
+                MaterialOrigin.objects.filter(material=OuterRef("pk"), campaign_id=query.campaign)
             )
         )
     return qs.order_by(*_ordering(query.ordering))

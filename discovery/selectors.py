@@ -46,47 +46,33 @@ class CampaignTrail:
 
 
 def campaign_trails(material: Material, origins: list[MaterialOrigin]) -> list[CampaignTrail]:
-    """campaign → round → parent → DFT job for each campaign origin (the candidate and job rows, plus the ids the
-    origin's ``details`` records)."""
+    """campaign → round → parent → DFT job for each campaign origin, read off the origin's provenance columns (and
+    the material's own candidate and job rows)."""
     campaign_origins = [o for o in origins if o.kind == MaterialOrigin.Kind.CAMPAIGN]
     if not campaign_origins:
         return []
-    detail_ids = {"campaign": set(), "candidate": set(), "job": set()}
-    for origin in campaign_origins:
-        details = origin.details or {}
-        for key, names in (
-            ("campaign", ("campaign", "campaign_id")),
-            ("candidate", ("candidate", "candidate_id")),
-            ("job", ("dft_job", "dft_job_id", "job", "job_id")),
-        ):
-            for name in names:
-                if int_or_none(details.get(name)) is not None:
-                    detail_ids[key].add(int(details[name]))
     candidates = list(
-        Candidate.objects.filter(Q(material=material) | Q(pk__in=detail_ids["candidate"]))
+        Candidate.objects.filter(Q(material=material) | Q(pk__in=[o.candidate_id for o in campaign_origins]))
         .select_related("round__campaign", "parent")
         .defer("structure", "parent__structure")
     )
     jobs = list(
-        DFTJob.objects.filter(Q(material=material) | Q(pk__in=detail_ids["job"]) | Q(candidate__in=candidates))
+        DFTJob.objects.filter(Q(material=material) | Q(pk__in=[o.dft_job_id for o in campaign_origins])
+                              | Q(candidate__in=candidates))
         .select_related("scheme")
         .defer("input_structure", "result")
         .order_by("created_at")
     )
-    campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in=detail_ids["campaign"])}
+    campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in=[o.campaign_id for o in campaign_origins])}
     trails = []
     for origin in campaign_origins:
-        details = origin.details or {}
-        candidate = next(
-            (c for c in candidates if c.pk == int_or_none(details.get("candidate", details.get("candidate_id")))),
-            candidates[0] if candidates else None,
-        )
+        candidate = next((c for c in candidates if c.pk == origin.candidate_id), candidates[0] if candidates else None)
         trail = CampaignTrail(origin=origin, candidate=candidate)
         if candidate is not None and candidate.round is not None:
             trail.round = candidate.round
             trail.campaign = candidate.round.campaign
         else:
-            trail.campaign = campaigns.get(int_or_none(details.get("campaign", details.get("campaign_id"))))
+            trail.campaign = campaigns.get(origin.campaign_id)
         trail.jobs = [j for j in jobs if candidate is None or j.candidate_id in (None, candidate.pk)]
         trails.append(trail)
     return trails

@@ -102,7 +102,8 @@ def resource_queryset(queryset):
         .prefetch_related(
             Prefetch(
                 "origins",
-                queryset=MaterialOrigin.objects.order_by("id").only("material_id", "dataset", "kind", "details"),
+                queryset=MaterialOrigin.objects.order_by("id").only("material_id", "dataset", "kind", "details",
+                                                                     "campaign_id"),
             )
         )
     )
@@ -137,11 +138,7 @@ def structure_attributes(material: Material) -> dict:
             species[name] = {"name": name, "chemical_symbols": chemical_symbols, "concentration": concentration}
     total = sum(amounts.values())
     elements = sorted(material.elements)
-    campaigns = [
-        o.details.get("campaign")
-        for o in material.origins.all()
-        if o.kind == MaterialOrigin.Kind.CAMPAIGN and isinstance(o.details, dict)
-    ]
+    campaigns = [o.campaign_id for o in material.origins.all() if o.kind == MaterialOrigin.Kind.CAMPAIGN]
     return {
         "last_modified": _rfc3339(material.updated_at),
         "elements": elements,

@@ -314,7 +314,7 @@ class DjangoQueryTransformer(BaseTransformer):
         if rhs[0] != "op" or rhs[1] != "=":
             raise FilterNotImplemented(f"'{name}' supports = and IS KNOWN / IS UNKNOWN")
         value = self._as_number(name, rhs[2])
-        return Leaf(Q(Exists(campaigns.filter(details__campaign=value))), Q(Exists(campaigns)))
+        return Leaf(Q(Exists(campaigns.filter(campaign_id=value))), Q(Exists(campaigns)))
 
 
 def _indexed_formula(name: str, value: str) -> Q:

@@ -168,6 +168,9 @@ class OriginSpec:
     kind: str = MaterialOrigin.Kind.DATASET
     licence: str = ""
     details: dict = field(default_factory=dict)
+    campaign_id: int | None = None  # provenance of a computed crystal (MaterialOrigin's foreign keys)
+    candidate_id: int | None = None
+    dft_job_id: int | None = None
 
 
 @dataclass
@@ -239,7 +242,9 @@ def register_materials(records: Sequence[dict], origins: Sequence[OriginSpec], *
         if status[i] in {"created", "merged"}:
             new_origins.append(
                 MaterialOrigin(material_id=material_ids[i], kind=origin.kind, dataset=origin.dataset,
-                               source_id=origin.source_id, licence=origin.licence, details=origin.details)
+                               source_id=origin.source_id, licence=origin.licence, details=origin.details,
+                               campaign_id=origin.campaign_id, candidate_id=origin.candidate_id,
+                               dft_job_id=origin.dft_job_id)
             )
     MaterialOrigin.objects.bulk_create(new_origins, batch_size=1000)
     return BatchOutcome(material_ids=material_ids, status=status)
@@ -271,6 +276,9 @@ def register_material(
     licence: str = "",
     details: dict | None = None,
     symprec: float | None = None,
+    campaign_id: int | None = None,
+    candidate_id: int | None = None,
+    dft_job_id: int | None = None,
 ) -> tuple[Material, bool]:
     """Put one crystal in the catalog, or attach a new origin to the same crystal already there.
 
@@ -279,7 +287,8 @@ def register_material(
     """
     record = build_record(structure, None, None, source_id=source_id, file="", location=None,
                           symprec=symprec if symprec is not None else settings.GNOMON_SYMPREC)
-    origin = OriginSpec(dataset=dataset, source_id=source_id, kind=kind, licence=licence, details=details or {})
+    origin = OriginSpec(dataset=dataset, source_id=source_id, kind=kind, licence=licence, details=details or {},
+                        campaign_id=campaign_id, candidate_id=candidate_id, dft_job_id=dft_job_id)
     with transaction.atomic():
         outcome = register_materials([record], [origin])
     material = Material.objects.get(pk=outcome.material_ids[0])

@@ -61,11 +61,15 @@ def catalog_rows(db):
         ),
         "lafeo3": make_material(perovskite("La", "Fe"), e_above_hull=0.01, is_stable=False),
     }
+    from discovery.models import Campaign
+
+    campaign = Campaign.objects.create(id=7, name="c7", elements=["Fe", "La", "O"], max_elements=3,
+                                       pipelines=["structural"], config={})
     MaterialOrigin.objects.create(
         material=rows["lafeo3"],
         kind=MaterialOrigin.Kind.CAMPAIGN,
         dataset="campaign:7",
         source_id="c7-1",
-        details={"campaign": 7},
+        campaign=campaign,
     )
     return rows

@@ -50,8 +50,12 @@ def test_symmetry_and_origin(catalog_rows):
     assert ids(search_materials(MaterialQuery(spacegroup_number=225))) == {"NaCl", "MgO"}
     assert ids(search_materials(MaterialQuery(crystal_system="Cubic"))) == ids(catalog_rows.values())
     assert ids(search_materials(MaterialQuery(origin="perov"))) == {"NaCl"}
+    from discovery.models import Campaign
+
+    campaign = Campaign.objects.create(id=7, name="c7", elements=["Ba", "O", "Ti"], max_elements=3,
+                                       pipelines=["structural"], config={})
     MaterialOrigin.objects.create(
-        material=catalog_rows["batio3"], kind="campaign", dataset="campaign:7", source_id="c1", details={"campaign": 7}
+        material=catalog_rows["batio3"], kind="campaign", dataset="campaign:7", source_id="c1", campaign=campaign
     )
     assert ids(search_materials(MaterialQuery(origin="campaign"))) == {"BaTiO3"}
     assert ids(search_materials(MaterialQuery(campaign=7))) == {"BaTiO3"}

@@ -161,7 +161,7 @@ def build_campaign(catalog: dict) -> dict:
     MaterialOrigin.objects.create(
         material=discovered, kind=MaterialOrigin.Kind.CAMPAIGN, dataset=f"campaign:{campaign.pk}",
         source_id=f"candidate:{candidate.pk}",
-        details={"campaign": campaign.pk, "round": round1.index, "candidate": candidate.pk, "dft_job": job.pk},
+        details={"round": round1.index}, campaign=campaign, candidate=candidate, dft_job=job,
     )
     return {"campaign": campaign, "rounds": [round1, round2], "candidate": candidate, "job": job, "discovered": discovered}
 

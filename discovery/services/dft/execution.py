@@ -218,6 +218,7 @@ def update_hulls_for(scheme: Scheme, chemsystems: list[str]) -> None:
 def _register_result_material(job: DFTJob, candidate: Candidate | None, structure: Structure) -> Material:
     from catalog.services.materials import register_material
 
+    campaign_id = None
     if candidate is not None:
         rnd = candidate.round
         campaign_id = rnd.campaign_id if rnd is not None else None
@@ -225,17 +226,17 @@ def _register_result_material(job: DFTJob, candidate: Candidate | None, structur
             "dataset": f"campaign:{campaign_id}" if campaign_id else "campaign",
             "source_id": f"candidate:{candidate.pk}",
             "kind": MaterialOrigin.Kind.CAMPAIGN,
-            "details": {"campaign": campaign_id, "round": rnd.index if rnd is not None else None,
-                        "round_id": rnd.pk if rnd is not None else None, "candidate": candidate.pk,
+            "details": {"round": rnd.index if rnd is not None else None,
                         "parent": candidate.parent.public_id if candidate.parent_id else None,
-                        "dft_job": job.pk, "scheme": f"{job.backend}/{job.preset}"},
+                        "scheme": f"{job.backend}/{job.preset}"},
         }
     else:
         origin = dict(job.settings["origin"])
         origin.setdefault("kind", MaterialOrigin.Kind.USER)
-        origin["details"] = {**origin.get("details", {}), "dft_job": job.pk}
+        origin.setdefault("details", {})
     material, _created = register_material(
         structure, dataset=origin["dataset"], source_id=origin["source_id"], kind=origin["kind"],
-        details=origin["details"],
+        details=origin["details"], campaign_id=campaign_id, candidate_id=candidate.pk if candidate else None,
+        dft_job_id=job.pk,
     )
     return material

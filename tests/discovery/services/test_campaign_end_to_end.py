@@ -96,7 +96,7 @@ def test_tiny_campaign_runs_end_to_end_on_a_real_worker(campaign_env, capsys):
     assert verified.count() == sum(r.n_dft_done for r in rounds)
     for candidate in verified:
         origin = MaterialOrigin.objects.get(material=candidate.material, kind=MaterialOrigin.Kind.CAMPAIGN)
-        assert origin.details["campaign"] == campaign.pk
+        assert origin.campaign_id == campaign.pk
         # the living hull: every verified energy has its hull entry, placed against the system's references
         job = candidate.dft_jobs.get(state=DFTJob.State.SUCCEEDED)
         entry = HullEntry.objects.get(energy_record=job.energy_record)

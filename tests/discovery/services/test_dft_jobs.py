@@ -59,8 +59,8 @@ def test_success_writes_energy_material_candidate_and_hull_after_computing_refer
     assert candidate.status == Candidate.Status.VERIFIED and candidate.material_id == job.material_id
     origin = MaterialOrigin.objects.get(material=job.material, dataset=f"campaign:{candidate.round.campaign_id}")
     assert origin.kind == MaterialOrigin.Kind.CAMPAIGN
-    assert origin.details["round"] == 1 and origin.details["candidate"] == candidate.pk
-    assert origin.details["dft_job"] == job.pk
+    assert origin.details["round"] == 1 and origin.candidate_id == candidate.pk
+    assert origin.dft_job_id == job.pk and origin.campaign_id == candidate.round.campaign_id
     # the energy record and the hull: NaCl (toy energy 1 eV/atom below the elements) is stable
     record = EnergyRecord.objects.get(source_key=f"dftjob:{job.pk}")
     assert job.energy_record == record and record.material == job.material
