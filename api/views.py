@@ -43,8 +43,8 @@ from api.serializers import (
     represent_materials,
 )
 from api.throttling import EXPORT_THROTTLES, READ_THROTTLES
-from catalog.models import ChemsysHull, HullEntry, Material
-from catalog.selectors import by_preferred_scheme
+from catalog.models import Material
+from catalog.selectors import hull_entries, hull_for
 from catalog.verdicts import material_verdict
 from discovery.models import Campaign
 from discovery.services.campaigns import CampaignConfigError, create_campaign
@@ -261,21 +261,13 @@ class HullView(JSONErrorsMixin, APIView):
         if not params.matches(params.CHEMSYS_EXACT, chemsys):
             raise NotFound(f"'{chemsys[:60]}' is not a chemical system like 'Fe-Li-O'")
         elements = sorted(set(chemsys.split("-")))
-        hulls = ChemsysHull.objects.select_related("scheme").filter(chemsys="-".join(elements))
         scheme = request.query_params.get("scheme")
         if scheme is not None and (not scheme or "\x00" in scheme or len(scheme) > 64):
             raise ValidationError({"scheme": ["a scheme name: 1 to 64 characters, no NUL"]})
-        if scheme:
-            hulls = hulls.filter(scheme__name=scheme)
-        hull = hulls.order_by(*by_preferred_scheme("scheme__")).first()
+        hull = hull_for(chemsys, scheme or "")
         if hull is None:
             raise NotFound(f"no hull for {'-'.join(elements)}" + (f" in scheme '{scheme}'" if scheme else ""))
-        entries = (
-            HullEntry.objects.filter(scheme=hull.scheme, chemsys=hull.chemsys)
-            .select_related("energy_record")
-            .order_by("e_above_hull", "id")
-        )
-        public_ids = dict(Material.objects.filter(hull_entries__in=entries).values_list("id", "public_id"))
+        entries = hull_entries(hull)
         data = {
             "chemsys": hull.chemsys,
             "scheme": hull.scheme.name,
@@ -285,7 +277,7 @@ class HullView(JSONErrorsMixin, APIView):
             "updated_at": hull.updated_at,
             "entries": [
                 {
-                    "material": public_ids.get(entry.material_id),
+                    "material": entry.material.public_id if entry.material_id else None,
                     "composition": entry.energy_record.composition,
                     "formation_energy_per_atom": entry.formation_energy_per_atom,
                     "energy_above_hull": entry.e_above_hull,

@@ -15,7 +15,8 @@ from django.db.models.expressions import OrderBy
 from django.db.models.lookups import Exact
 from pymatgen.core import Composition, Element
 
-from catalog.models import Material, MaterialOrigin
+from catalog.models import ChemsysHull, HullEntry, Material, MaterialOrigin, Scheme
+from catalog.structures import sub_chemsystems
 from catalog.verdicts import VERDICT_STATES
 
 ORDERABLE_FIELDS = (
@@ -250,3 +251,47 @@ def search_materials(query: MaterialQuery) -> QuerySet[Material]:
 def origin_names() -> list[str]:
     """Dataset names present in the catalog, for filter drop-downs."""
     return list(MaterialOrigin.objects.order_by().values_list("dataset", flat=True).distinct()[:200])
+
+
+# ---------------------------------------------------------------- hulls
+MAX_DIAGRAM_PHASES = 2000  # a phase diagram with more points is unreadable and slow to build
+
+
+def hull_for(chemsys: str, scheme: str = "") -> ChemsysHull | None:
+    """The hull of ``chemsys`` (elements in any order) in the scheme named ``scheme``, or, without one, in the
+    preferred scheme that has a hull of it."""
+    hulls = ChemsysHull.objects.select_related("scheme").filter(chemsys="-".join(sorted(set(chemsys.split("-")))))
+    if scheme:
+        hulls = hulls.filter(scheme__name=scheme)
+    return hulls.order_by(*by_preferred_scheme("scheme__")).first()
+
+
+def hull_entries(hull: ChemsysHull) -> QuerySet[HullEntry]:
+    """The entries of one hull, lowest e_above_hull first, with their energy record and material."""
+    return (HullEntry.objects.filter(scheme=hull.scheme, chemsys=hull.chemsys)
+            .select_related("energy_record", "material").order_by("e_above_hull", "id"))
+
+
+def hull_schemes(chemsys: str) -> list[Scheme]:
+    """Schemes with a hull of ``chemsys``, preferred first; without any, every hull-building scheme."""
+    schemes = Scheme.objects.exclude(kind=Scheme.Kind.STABILITY_VALUE).order_by(*by_preferred_scheme())
+    with_hull = list(schemes.filter(pk__in=ChemsysHull.objects.filter(chemsys=chemsys).values("scheme")))
+    return with_hull or list(schemes)
+
+
+def hull_entries_near(elements, scheme: Scheme, max_e_above_hull: float = 0.1, include: str = "") -> list[HullEntry]:
+    """Hull entries of the system and all its subsystems within ``max_e_above_hull`` eV/atom (entries further up do
+    not change the hull), plus the material ``include`` (a public id); one query, bounded by the system and
+    ``MAX_DIAGRAM_PHASES``, not by the catalog."""
+    near = Q(e_above_hull__lte=max_e_above_hull)
+    if include:
+        near |= Q(material__public_id=include)
+    return list(
+        HullEntry.objects.filter(
+            near, scheme=scheme, chemsys__in=sub_chemsystems(elements), formation_energy_per_atom__isnull=False
+        )
+        .select_related("energy_record", "material")
+        .only("id", "chemsys", "is_stable", "e_above_hull", "formation_energy_per_atom", "energy_record__composition",
+              "energy_record__id", "material__public_id", "material__formula_reduced", "material__spacegroup_symbol")
+        .order_by("e_above_hull", "id")[:MAX_DIAGRAM_PHASES]
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,13 @@ def chemsys_of(composition: Composition | str) -> str:
 
 def parse_chemsys(chemsys: str) -> tuple[str, ...]:
     return tuple(sorted(part for part in chemsys.split("-") if part))
+
+
+def sub_chemsystems(elements: Iterable[str]) -> list[str]:
+    """Every chemical system inside ``elements``, itself and the elements included (a hull needs all of them):
+    Fe-O → Fe, O, Fe-O."""
+    elements = sorted(set(elements))
+    return ["-".join(c) for n in range(1, len(elements) + 1) for c in itertools.combinations(elements, n)]
 
 
 def volume_bucket(structure: Structure) -> int:

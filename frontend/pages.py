@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 
 from catalog.formats import structure_to_format
-from catalog.models import ChemsysHull, EnergyRecord, HullEntry, Material, MaterialOrigin, Scheme
+from catalog.models import EnergyRecord, HullEntry, Material, MaterialOrigin
 from catalog.selectors import by_preferred_scheme, search_materials
 from catalog.verdicts import ON_HULL_TOLERANCE_EV, stability_verdict
 from discovery.models import Campaign
@@ -219,18 +219,6 @@ def material_page(material: Material) -> dict:
 
 
 # ---------------------------------------------------------------- phase diagrams
-def hull_schemes_for(chemsys: str) -> list[Scheme]:
-    """Schemes with a hull for this system (ChemsysHull rows), best first; else every hull-building scheme."""
-    schemes = list(
-        Scheme.objects.filter(pk__in=ChemsysHull.objects.filter(chemsys=chemsys).values("scheme")).exclude(
-            kind=Scheme.Kind.STABILITY_VALUE
-        )
-    )
-    if not schemes:
-        schemes = list(Scheme.objects.exclude(kind=Scheme.Kind.STABILITY_VALUE))
-    return schemes
-
-
 # ---------------------------------------------------------------- campaigns
 def campaign_progress(campaign: Campaign) -> dict:
     from frontend.plots import campaign_round_figures

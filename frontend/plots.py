@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from itertools import combinations
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef
 from django.db.models.functions import TruncDate
 
 from catalog.models import HullEntry, Material, MaterialOrigin, Scheme
+from catalog.selectors import hull_entries_near
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +26,6 @@ PLOT_FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
 
 def _figure_dict(fig) -> dict:
     return json.loads(fig.to_json())
-
-
-def sub_chemsystems(elements: tuple[str, ...] | list[str]) -> list[str]:
-    """Every chemical system inside ``elements`` (its hull needs all of them): Fe-O → Fe, O, Fe-O."""
-    elements = sorted(elements)
-    return ["-".join(c) for n in range(1, len(elements) + 1) for c in combinations(elements, n)]
 
 
 @dataclass
@@ -47,36 +41,6 @@ class PhaseDiagramData:
         return [e for e in self.entries if e.is_stable]
 
 
-MAX_PHASES = 2000  # a diagram with more points is unreadable and slow to build
-
-
-def hull_entries_for(elements, scheme: Scheme, max_e_above_hull: float = 0.1, include: str = "") -> list[HullEntry]:
-    """Hull entries of the system and all its subsystems within ``max_e_above_hull`` (entries further up do not change
-    the hull), plus the material ``include``; one query, bounded by the system and MAX_PHASES, not the catalog."""
-    near = Q(e_above_hull__lte=max_e_above_hull)
-    if include:
-        near |= Q(material__public_id=include)
-    return list(
-        HullEntry.objects.filter(
-            near, scheme=scheme, chemsys__in=sub_chemsystems(elements), formation_energy_per_atom__isnull=False
-        )
-        .select_related("energy_record", "material")
-        .only(
-            "id",
-            "chemsys",
-            "is_stable",
-            "e_above_hull",
-            "formation_energy_per_atom",
-            "energy_record__composition",
-            "energy_record__id",
-            "material__public_id",
-            "material__formula_reduced",
-            "material__spacegroup_symbol",
-        )
-        .order_by("e_above_hull", "id")[:MAX_PHASES]
-    )
-
-
 def phase_diagram(elements, scheme: Scheme, show_unstable: float = 0.1, highlight: str = "") -> PhaseDiagramData:
     """Phase diagram data for ``elements`` in ``scheme``; ``figure`` is None (with ``message``) when it cannot be drawn."""
     from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram
@@ -88,7 +52,7 @@ def phase_diagram(elements, scheme: Scheme, show_unstable: float = 0.1, highligh
     if not scheme.builds_hull:
         data.message = f"{scheme.name} is a dataset stability value, not a hull: no phase diagram."
         return data
-    data.entries = hull_entries_for(elements, scheme, show_unstable, highlight)
+    data.entries = hull_entries_near(elements, scheme, show_unstable, highlight)
     if not data.entries:
         data.message = f"No hull has been computed for {chemsys} in {scheme.name} yet."
         return data

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog.formats import FORMATS, structure_to_format
 from catalog.models import Material, Scheme
-from catalog.selectors import CRYSTAL_SYSTEMS, InvalidQuery, normalize_elements
+from catalog.selectors import CRYSTAL_SYSTEMS, InvalidQuery, hull_schemes, normalize_elements
 from catalog.verdicts import missing_competitors
 from discovery import selectors as discovery_selectors
 from discovery.models import Campaign
@@ -126,13 +126,13 @@ def _chemsys_or_404(chemsys: str) -> list[str]:
 
 def _phase_diagram_context(request, elements: list[str]) -> dict:
     chemsys = "-".join(elements)
-    schemes = pages.hull_schemes_for(chemsys)
+    schemes = hull_schemes(chemsys)  # preferred first
     wanted = request.GET.get("scheme", "")
     scheme = next((s for s in schemes if s.name == wanted), None)
     if scheme is None and wanted:
         scheme = Scheme.objects.filter(name=wanted).first()
     if scheme is None and schemes:
-        scheme = min(schemes, key=lambda s: (s.display_priority, s.name))
+        scheme = schemes[0]
     try:
         show_unstable = min(1.0, max(0.0, float(request.GET.get("show_unstable", "0.1"))))
     except ValueError:

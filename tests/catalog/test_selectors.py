@@ -88,3 +88,17 @@ def test_bad_input_names_the_parameter(query, param):
     with pytest.raises(InvalidQuery) as err:
         list(search_materials(query))
     assert err.value.param == param
+
+
+def test_a_system_shows_the_preferred_schemes_hull_dft_before_ml_at_equal_priority():
+    from catalog.models import ChemsysHull, Scheme
+    from catalog.selectors import hull_for, hull_schemes
+
+    ml = Scheme.objects.create(name="ML-test", kind=Scheme.Kind.TOTAL_ENERGY, is_dft=False, display_priority=100)
+    dft = Scheme.objects.create(name="ZZ-DFT-test", kind=Scheme.Kind.TOTAL_ENERGY, is_dft=True, display_priority=100)
+    for scheme in (ml, dft):
+        ChemsysHull.objects.create(scheme=scheme, chemsys="Cl-Na", elements=["Cl", "Na"])
+    assert hull_for("Na-Cl").scheme == dft  # any element order; DFT first although its name sorts last
+    assert hull_for("Cl-Na", "ML-test").scheme == ml
+    assert hull_for("Cl-Na", "no-such-scheme") is None
+    assert hull_schemes("Cl-Na") == [dft, ml]
