@@ -1,4 +1,5 @@
-"""A campaign's settings, validated in one place for the admin form, the API and ``launch_campaign --config``.
+"""A campaign's settings: one pydantic model (``CampaignConfig``) that ``launch_campaign --config``, the admin form and
+the API serializer all validate with, and build their fields from (bounds, help texts, choices).
 
 Pure module (no Django). ``CampaignConfigError.errors`` maps each bad field to a message a user can act on.
 """
@@ -7,10 +8,10 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pymatgen.core import Element
 
 from discovery.dft.presets import needs_plus_u
@@ -75,55 +76,128 @@ class CampaignConfigError(ValueError):
         self.errors = errors
 
 
-@dataclass
-class CampaignConfig:
-    """Budget, screening and DFT settings of one campaign (energies in eV/atom)."""
+def _setting(default: Any, name: str) -> Any:
+    """A bounded, documented setting: its bounds from ``BOUNDS``, its help text from ``HELP``."""
+    low, high = BOUNDS.get(name, (None, None))
+    return Field(default, ge=low, le=high, description=HELP.get(name))
 
-    name: str
-    elements: list[str]
-    max_elements: int = 3
-    pipelines: list[str] = field(default_factory=lambda: ["structural"])
-    rounds: int = 3
-    candidates_per_round: int = 200
-    dft_per_round: int = 4
-    wall_clock_hours: float = 24.0
-    ensemble_size: int = 3
-    epochs: int = 20
-    kappa: float = 1.0
+
+def _split(value: Any) -> Any:
+    """"Li, Mn, O", "Li-Mn-O" or "structural,compositional" from a form or the command line → a list."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").replace("-", " ").split() if part]
+    return value
+
+
+def element_space(value: Any) -> list[str]:
+    """The campaign's elements, sorted and distinct, from a list or a "Li, Mn, O" string; a ValueError says why not."""
+    value = _split(value)
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("the element space is empty; list at least two elements, e.g. Li, Mn, O")
+    unknown = [e for e in value if not (isinstance(e, str) and Element.is_valid_symbol(e.strip()))]
+    if unknown:
+        raise ValueError(f"not chemical elements: {', '.join(map(str, unknown))}")
+    elements = sorted({e.strip() for e in value})
+    if len(elements) < 2:
+        raise ValueError("a discovery campaign needs at least two distinct elements")
+    if missing := sorted(set(elements) - reference_elements()):
+        raise ValueError(
+            f"no elemental reference phase for {', '.join(missing)}: formation energies and hulls need one; "
+            "leave it out, or add its ground-state structure to discovery/dft/references.py"
+        )
+    return elements
+
+
+class CampaignConfig(BaseModel):
+    """Budget, screening and DFT settings of one campaign (energies in eV/atom): the one definition that
+    ``launch_campaign --config``, the admin form and the API serializer all validate with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="the campaign's name, unique")
+    elements: list[str] = Field(description="the element space, e.g. Li, Mn, O")
+    max_elements: int = _setting(3, "max_elements")
+    pipelines: list[str] = Field(default_factory=lambda: ["structural"], description="structural and/or compositional")
+    rounds: int = _setting(3, "rounds")
+    candidates_per_round: int = _setting(200, "candidates_per_round")
+    dft_per_round: int = _setting(4, "dft_per_round")
+    wall_clock_hours: float = _setting(24.0, "wall_clock_hours")
+    ensemble_size: int = _setting(3, "ensemble_size")
+    epochs: int = _setting(20, "epochs")
+    kappa: float = _setting(1.0, "kappa")
     # κ of the last round; κ moves linearly from ``kappa`` (round 0) to it: explore while the model knows little,
     # exploit once it has learnt from the campaign's own DFT. None: κ stays ``kappa`` throughout.
-    kappa_final: float | None = None
-    max_predicted_e_above_hull: float = 0.1
+    kappa_final: float | None = _setting(None, "kappa_final")
+    max_predicted_e_above_hull: float = _setting(0.1, "max_predicted_e_above_hull")
     # After each round: "fine-tune" the previous round's members on all verified energies so far (falls back to
     # scratch when they cannot be fine-tuned, e.g. after a change of target), or train new ones from "scratch".
-    retraining: str = "fine-tune"
-    cap_per_chemsys: int = 2
-    cap_per_formula: int = 0  # most picks per reduced formula per round; 0: no limit
-    max_atoms: int = 8
-    max_concurrent_dft: int = 0  # DFT jobs of this campaign queued or running at once; 0: no limit
+    retraining: str = Field("fine-tune", description=HELP["retraining"])
+    cap_per_chemsys: int = _setting(2, "cap_per_chemsys")
+    cap_per_formula: int = _setting(0, "cap_per_formula")  # most picks per reduced formula per round; 0: no limit
+    max_atoms: int = _setting(8, "max_atoms")
+    max_concurrent_dft: int = _setting(0, "max_concurrent_dft")  # queued or running at once; 0: no limit
     # Competing-phase jobs (catalog crystals and searched structures) the campaign may queue in all, on top of its
     # rounds × dft_per_round candidates; verdicts that need more stay provisional.
-    max_competitor_jobs: int = 20
-    dft_backend: str = "gpaw"
-    dft_preset: str = "fast"
-    seed: int = 0
+    max_competitor_jobs: int = _setting(20, "max_competitor_jobs")
+    dft_backend: str = Field("gpaw", description=HELP["dft_backend"])
+    dft_preset: str = Field("fast", description=HELP["dft_preset"])
+    seed: int = Field(0, description=HELP["seed"])
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        name = str(value if value is not None else "").strip()
+        if not name:
+            raise ValueError("a campaign needs a name")
+        if len(name) > 120:
+            raise ValueError("at most 120 characters")
+        return name
+
+    @field_validator("elements", mode="before")
+    @classmethod
+    def _elements(cls, value: Any) -> list[str]:
+        return element_space(value)
+
+    @field_validator("pipelines", mode="before")
+    @classmethod
+    def _pipelines(cls, value: Any) -> list[str]:
+        value = _split(value) if isinstance(value, str) else value
+        value = list(value) if isinstance(value, list | tuple) else []
+        bad = [p for p in value if p not in PIPELINES]
+        if not value or bad:
+            raise ValueError(f"choose one or both of {', '.join(PIPELINES)}" + (f" (got {', '.join(map(str, bad))})"
+                                                                              if bad else ""))
+        return list(dict.fromkeys(value))
+
+    @field_validator("dft_preset", "retraining")
+    @classmethod
+    def _choice(cls, value: str, info: ValidationInfo) -> str:
+        if value not in CHOICES[info.field_name]:
+            raise ValueError(f"'{value}' is not one of {', '.join(CHOICES[info.field_name])}")
+        return value
+
+    @field_validator("dft_backend")
+    @classmethod
+    def _backend(cls, value: str, info: ValidationInfo) -> str:
+        backends = sorted((info.context or {}).get("backends", DFT_BACKENDS))
+        if value not in backends:
+            raise ValueError(f"'{value}' is not one of {', '.join(backends)}")
+        return value
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
     @classmethod
     def settings(cls) -> list[tuple[str, type, Any]]:
         """(name, type, default) of every setting besides the name and the element space, in declaration order:
         what the admin form and the API schema are built from, so neither can drift from this class."""
         out = []
-        for f in fields(cls):
-            if f.name in ("name", "elements", "pipelines"):
+        for name, info in cls.model_fields.items():
+            if name in ("name", "elements", "pipelines"):
                 continue
-            default = None if f.default is MISSING else f.default
-            kind = (str if f.name in CHOICES or f.name == "dft_backend"
-                    else float if isinstance(BOUNDS.get(f.name, (0, 0))[0], float) or isinstance(default, float)
-                    else int)
-            out.append((f.name, kind, default))
+            kind = str if info.annotation is str else float if float in (info.annotation, *get_args(info.annotation)) \
+                else int
+            out.append((name, kind, info.default))
         return out
 
     def kappa_for_round(self, round_index: int) -> float:
@@ -132,96 +206,58 @@ class CampaignConfig:
         return annealed_kappa(self.kappa, self.kappa_final, round_index, self.rounds)
 
 
+def _message(error: dict) -> str:
+    """A pydantic error as a message a user can act on, quoting the value and, for a bound, the range."""
+    field, value, kind = str(error["loc"][0]) if error["loc"] else "config", error.get("input"), error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown setting; known settings: {', '.join(sorted(CampaignConfig.model_fields))}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        low, high = BOUNDS[field]
+        return f"{value} is out of range [{low}, {high}]"
+    if kind.startswith("int_"):
+        return f"'{value}' is not an integer"
+    if kind.startswith("float_"):
+        return f"'{value}' is not a number"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    return error["msg"]
+
+
 def validate(raw: dict[str, Any], backends: Iterable[str] = DFT_BACKENDS) -> CampaignConfig:
     """Check every field and return a normalised config, or raise ``CampaignConfigError`` listing all problems.
 
     ``backends``: the DFT backend names this deployment knows (plugins add to the built-in ones).
     """
-    known = {f.name for f in fields(CampaignConfig)}
-    errors: dict[str, str] = {}
-    for key in raw:
-        if key not in known:
-            errors[key] = f"unknown setting; known settings: {', '.join(sorted(known))}"
-    values = {k: v for k, v in raw.items() if k in known}
-
-    name = str(values.get("name", "")).strip()
-    if not name:
-        errors["name"] = "a campaign needs a name"
-    elif len(name) > 120:
-        errors["name"] = "at most 120 characters"
-    values["name"] = name
-
-    elements_raw = values.get("elements", [])
-    if isinstance(elements_raw, str):
-        elements_raw = [e for e in elements_raw.replace(",", " ").replace("-", " ").split() if e]
-    if not isinstance(elements_raw, list | tuple) or not elements_raw:
-        errors["elements"] = "the element space is empty; list at least two elements, e.g. Li, Mn, O"
-    else:
-        unknown = [e for e in elements_raw if not (isinstance(e, str) and Element.is_valid_symbol(e.strip()))]
-        if unknown:
-            errors["elements"] = f"not chemical elements: {', '.join(map(str, unknown))}"
-        elif len(set(elements_raw)) < 2:
-            errors["elements"] = "a discovery campaign needs at least two distinct elements"
-        elif missing := sorted({e.strip() for e in elements_raw} - reference_elements()):
-            errors["elements"] = (
-                f"no elemental reference phase for {', '.join(missing)}: formation energies and hulls need one; "
-                "leave it out, or add its ground-state structure to discovery/dft/references.py"
-            )
-        values["elements"] = sorted({e.strip() for e in elements_raw if isinstance(e, str)})
-
-    pipelines = values.get("pipelines", ["structural"])
-    if isinstance(pipelines, str):
-        pipelines = [p.strip() for p in pipelines.split(",") if p.strip()]
-    bad = [p for p in pipelines if p not in PIPELINES]
-    if not pipelines or bad:
-        errors["pipelines"] = f"choose one or both of {', '.join(PIPELINES)}" + (f" (got {', '.join(bad)})" if bad else "")
-    values["pipelines"] = list(dict.fromkeys(pipelines))
-
+    values = dict(raw)
     if values.get("kappa_final", 0) is None:  # explicit "no schedule" (JSON null, an empty admin field)
         del values["kappa_final"]
-    for key, (low, high) in BOUNDS.items():
-        if key not in values:
-            continue
-        value = values[key]
-        kind = float if isinstance(low, float) or isinstance(high, float) else int
+    elements = values.get("elements")
+    if "max_elements" not in values:  # by default as many elements as the space has, up to the class default
         try:
-            number = kind(value)
-            if kind is int and float(value) != number:
-                raise ValueError
-        except (TypeError, ValueError):
-            errors[key] = f"'{value}' is not a{'n integer' if kind is int else ' number'}"
-            continue
-        if not (low <= number <= high):
-            errors[key] = f"{number} is out of range [{low}, {high}]"
-        values[key] = number
-
-    if "elements" not in errors and "max_elements" not in errors:
-        max_elements = values.setdefault("max_elements", min(CampaignConfig.max_elements, len(values["elements"])))
-        if max_elements > len(values["elements"]):
-            errors["max_elements"] = f"{max_elements} is more than the {len(values['elements'])} elements allowed"
-    if values.get("dft_backend", "gpaw") == "gpaw" and "elements" not in errors:
-        plus_u = needs_plus_u(values.get("elements", []))
-        if plus_u:
-            errors["elements"] = (
-                f"the Materials Project treats oxides and fluorides of {', '.join(plus_u)} with GGA+U, and Gnomon's GPAW "
-                "protocol has no +U: their energies would not be comparable. Use dft_backend = \"vasp\" (MP's GGA+U "
-                "input sets), or leave out O and F"
-            )
-    backends = sorted(backends)
-    if values.get("dft_backend", "gpaw") not in backends:
-        errors["dft_backend"] = f"'{values['dft_backend']}' is not one of {', '.join(backends)}"
-    if values.get("dft_preset", "fast") not in DFT_PRESETS:
-        errors["dft_preset"] = f"'{values['dft_preset']}' is not one of {', '.join(DFT_PRESETS)}"
-    if values.get("retraining", "fine-tune") not in RETRAINING:
-        errors["retraining"] = f"'{values['retraining']}' is not one of {', '.join(RETRAINING)}"
-    if "seed" in values:
-        try:
-            values["seed"] = int(values["seed"])
-        except (TypeError, ValueError):
-            errors["seed"] = f"'{values['seed']}' is not an integer"
+            n = len(element_space(elements))
+            values["max_elements"] = min(CampaignConfig.model_fields["max_elements"].default, n)
+        except (ValueError, TypeError):
+            pass
+    try:
+        config = CampaignConfig.model_validate(values, context={"backends": list(backends)})
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "config"
+            errors.setdefault(field, _message(error))
+        raise CampaignConfigError(errors) from exc
+    errors = {}
+    if config.max_elements > len(config.elements):
+        errors["max_elements"] = f"{config.max_elements} is more than the {len(config.elements)} elements allowed"
+    if config.dft_backend == "gpaw" and (plus_u := needs_plus_u(config.elements)):
+        errors["elements"] = (
+            f"the Materials Project treats oxides and fluorides of {', '.join(plus_u)} with GGA+U, and Gnomon's GPAW "
+            "protocol has no +U: their energies would not be comparable. Use dft_backend = \"vasp\" (MP's GGA+U "
+            "input sets), or leave out O and F"
+        )
     if errors:
         raise CampaignConfigError(errors)
-    return CampaignConfig(**values)
+    return config
 
 
 def load_toml(path: Path, backends: Iterable[str] = DFT_BACKENDS) -> CampaignConfig:

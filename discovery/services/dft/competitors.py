@@ -138,7 +138,8 @@ def competitor_budget_left(campaign) -> int:
     failed ones count: they spent the time)."""
     from discovery.campaign_config import CampaignConfig
 
-    limit = int((campaign.config or {}).get("max_competitor_jobs", CampaignConfig.max_competitor_jobs))
+    default = CampaignConfig.model_fields["max_competitor_jobs"].default
+    limit = int((campaign.config or {}).get("max_competitor_jobs", default))
     spent = DFTJob.objects.filter(competitor_for=campaign).exclude(
         state=DFTJob.State.CANCELLED).count()
     return limit - spent
