@@ -237,7 +237,7 @@ def campaign_progress(campaign: Campaign) -> dict:
     round_progress = None
     if current is not None and current.n_selected:
         round_progress = min(100, round(100 * (current.n_dft_done + current.n_dft_failed) / current.n_selected))
-    planned = (campaign.config or {}).get("rounds") or (campaign.config or {}).get("max_rounds")
+    planned = (campaign.config or {}).get("rounds")  # the validated config always holds it
     return {
         "campaign": campaign,
         "rounds": rounds,
