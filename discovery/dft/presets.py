@@ -72,7 +72,7 @@ class Preset:
     # Magnetic orderings tried (``magnetic_starts``): "FM" always; "AFM" adds a layered antiferromagnetic start where
     # the cell has two or more magnetic sites, evaluated at the relaxed geometry, the lower energy kept.
     magnetic_orderings: tuple[str, ...] = ("FM",)
-    time_limit_s: int = 3600  # hard Celery time limit of one job
+    time_limit_s: int = 3600  # Celery soft time limit of one run (services.dft.time_limit_for adds inline references)
     # SCF fallbacks tried in order when the default SCF fails: mixer (beta, nmaxold, weight) and smearing factor.
     scf_fallbacks: tuple[dict, ...] = field(
         default=(

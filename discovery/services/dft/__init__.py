@@ -31,7 +31,6 @@ from discovery.services.dft.competitors import (
     search_competitor_structures,
 )
 from discovery.services.dft.execution import (
-    STEP_BUDGET_FACTOR,
     RelaxationNotConverged,
     complete_job,
     execute_job,
@@ -46,6 +45,8 @@ from discovery.services.dft.jobs import (
     ADVISORY_LOCK_CLASS,
     LOG_EXCERPT_CHARS,
     REFERENCE_LOCK_CLASS,
+    STEP_BUDGET_FACTOR,
+    TIME_LIMIT_S,
     DFTJobError,
     JobOutcome,
     JobTimeLimitExceeded,
@@ -56,15 +57,16 @@ from discovery.services.dft.jobs import (
     max_attempts,
     requeue_stale_jobs,
     retry_failed_jobs,
+    time_limit_for,
 )
 from discovery.services.dft.references import (
     ensure_references,
-    missing_elements,
     run_reference_job,
 )
 from discovery.services.dft.schemes import (
     backend_for,
     ensure_scheme_for,
+    missing_elements,
     scheme_for,
 )
 
@@ -78,6 +80,7 @@ __all__ = [
     "REFERENCE_LOCK_CLASS",
     "RelaxationNotConverged",
     "STEP_BUDGET_FACTOR",
+    "TIME_LIMIT_S",
     "backend_for",
     "campaign_of",
     "cancel_job",
@@ -101,6 +104,7 @@ __all__ = [
     "retry_with_larger_budget",
     "run_reference_job",
     "scheme_for",
+    "time_limit_for",
     "search_competitor_structures",
     "update_hulls_for",
 ]

@@ -19,7 +19,16 @@ from catalog.services import hulls as hull_service
 from catalog.structures import chemsys_of
 from discovery.dft import DFTError, DFTResult, get_preset
 from discovery.models import TERMINAL_JOB_STATES, Candidate, DFTJob
-from discovery.services.dft.jobs import JobOutcome, JobTimeLimitExceeded, _clip, _unlock, claim_job, enqueue_job
+from discovery.services.dft.jobs import (
+    STEP_BUDGET_FACTOR,
+    TIME_LIMIT_S,
+    JobOutcome,
+    JobTimeLimitExceeded,
+    _clip,
+    _unlock,
+    claim_job,
+    enqueue_job,
+)
 from discovery.services.dft.references import ensure_references
 from discovery.services.dft.schemes import backend_for, ensure_scheme_for
 
@@ -63,8 +72,9 @@ def execute_job(job_id: int, *, final_attempt: bool = True, worker_host: str | N
         return JobOutcome(job.pk, DFTJob.State.FAILED, f"failed: {type(exc).__name__}")
     except BaseException as exc:
         if _is_soft_time_limit(exc):
-            exc = JobTimeLimitExceeded(f"ran past the {job.preset!r} preset's time limit of "
-                                       f"{get_preset(job.preset).time_limit_s} s")
+            exc = JobTimeLimitExceeded(f"ran past its time limit of {job.settings.get(TIME_LIMIT_S, '?')} s (the "
+                                       f"{job.preset!r} preset's {get_preset(job.preset).time_limit_s} s, see "
+                                       "time_limit_for)")
         transient = is_transient(exc)
         if not isinstance(exc, Exception):  # KeyboardInterrupt/SystemExit: leave for requeue_stale_jobs
             raise
@@ -77,9 +87,6 @@ def execute_job(job_id: int, *, final_attempt: bool = True, worker_host: str | N
         return JobOutcome(job.pk, DFTJob.State.FAILED, f"failed: {type(exc).__name__}")
     finally:
         _unlock(job_id)
-
-
-STEP_BUDGET_FACTOR = "step_budget_factor"  # DFTJob.settings: the relaxation's step budget × this (2 on its retry)
 
 
 class RelaxationNotConverged(DFTError):

@@ -17,6 +17,7 @@ from catalog.models import Material
 from discovery import messages
 from discovery.dft import DFTError, get_preset
 from discovery.models import DEAD_JOB_STATES, TERMINAL_JOB_STATES, Candidate, DFTJob
+from discovery.services.dft.schemes import missing_elements, scheme_for
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +100,31 @@ def create_job(
                 .exclude(state__in=DEAD_JOB_STATES).get())
 
 
+STEP_BUDGET_FACTOR = "step_budget_factor"  # DFTJob.settings: the relaxation's step budget × this (2 on its retry)
+TIME_LIMIT_S = "time_limit_s"  # DFTJob.settings: the limit it was last sent with (time_limit_for)
+
+
+def time_limit_for(job: DFTJob) -> int:
+    """Seconds a job may run: its preset's limit, times its step budget (a retry relaxes twice as long), plus one
+    preset limit for each elemental reference of its system still missing in its scheme — those are computed inline,
+    as jobs of their own, before it starts, and used to eat its own time (a candidate ran out on a loaded machine)."""
+    preset_limit = get_preset(job.preset).time_limit_s
+    limit = preset_limit * int(job.settings.get(STEP_BUDGET_FACTOR, 1))
+    if not job.is_reference and job.input_structure:
+        elements = {el.symbol for el in Structure.from_dict(job.input_structure).composition.elements}
+        limit += preset_limit * len(missing_elements(scheme_for(job.backend, job.preset), elements))
+    return limit
+
+
 def enqueue_job(job: DFTJob, countdown: float | None = None) -> None:
-    """Send the job to the ``dft`` queue once the current transaction commits, with its preset's time limit
-    (``countdown``: not before so many seconds, e.g. once the sending worker has let go of the job's lock)."""
-    messages.run_dft_job(job.pk, time_limit_s=get_preset(job.preset).time_limit_s, countdown=countdown)
+    """Send the job to the ``dft`` queue once the current transaction commits, with its time limit
+    (``time_limit_for``; ``countdown``: not before so many seconds, e.g. once the sending worker has let go of the
+    job's lock)."""
+    limit = time_limit_for(job)
+    if job.settings.get(TIME_LIMIT_S) != limit:
+        job.settings = {**job.settings, TIME_LIMIT_S: limit}
+        DFTJob.objects.filter(pk=job.pk).update(settings=job.settings)
+    messages.run_dft_job(job.pk, time_limit_s=limit, countdown=countdown)
 
 
 def cancel_job(job_id: int, reason: str = "cancelled") -> DFTJob:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterable
 from contextlib import contextmanager
 
 from django.db import DatabaseError, connection
 from pymatgen.core import Structure
 
-from catalog.models import ElementalReference, MaterialOrigin, Scheme
+from catalog.models import MaterialOrigin, Scheme
 from discovery.dft import DFTError, get_preset
 from discovery.dft.references import ReferenceStructure, elemental_reference
 from discovery.models import DFTJob
@@ -19,15 +18,9 @@ from discovery.services.dft import (
 )
 from discovery.services.dft.competitors import queue_competing_phases
 from discovery.services.dft.jobs import REFERENCE_LOCK_CLASS, create_job
-from discovery.services.dft.schemes import scheme_for
+from discovery.services.dft.schemes import missing_elements, scheme_for
 
 logger = logging.getLogger(__name__)
-
-
-def missing_elements(scheme: Scheme, elements: Iterable[str]) -> list[str]:
-    have = set(ElementalReference.objects.filter(scheme=scheme, element__in=list(elements))
-               .values_list("element", flat=True))
-    return sorted(set(elements) - have)
 
 
 def ensure_references(scheme: Scheme, structure: Structure, *, backend: str, preset: str,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from django.conf import settings
 
-from catalog.models import Scheme
+from catalog.models import ElementalReference, Scheme
 from discovery.dft import SchemeSpec, get_backend, get_preset
 from discovery.dft.base import load_plugins
 
@@ -31,3 +32,9 @@ def ensure_scheme_for(spec: SchemeSpec) -> Scheme:
 
 def scheme_for(backend: str, preset: str) -> Scheme:
     return ensure_scheme_for(backend_for(backend).scheme_for(get_preset(preset)))
+
+
+def missing_elements(scheme: Scheme, elements: Iterable[str]) -> list[str]:
+    have = set(ElementalReference.objects.filter(scheme=scheme, element__in=list(elements))
+               .values_list("element", flat=True))
+    return sorted(set(elements) - have)

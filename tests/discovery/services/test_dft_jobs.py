@@ -222,3 +222,23 @@ def test_a_job_whose_workers_keep_dying_fails_instead_of_looping(settings, _fake
     assert dft.requeue_stale_jobs() == []
     job.refresh_from_db()
     assert job.state == DFTJob.State.FAILED and job.error_class == "WorkerLost" and _fake_backend == []
+
+
+def test_time_limit_covers_the_references_computed_inline_and_the_retry_budget(monkeypatch):
+    from catalog.services.energies import set_elemental_references
+    from discovery import messages
+    from discovery.dft import get_preset
+
+    sent = {}
+    monkeypatch.setattr(messages, "run_dft_job", lambda job_id, **kw: sent.update({job_id: kw["time_limit_s"]}))
+    preset_limit = get_preset("fast").time_limit_s
+    job = dft.create_job(candidate=_candidate(_nacl()), backend=BACKEND, preset="fast")
+    dft.enqueue_job(job)  # Na and Cl have no reference in the scheme yet: both run inside this job first
+    assert sent[job.pk] == 3 * preset_limit
+    job.refresh_from_db()
+    assert job.settings[dft.TIME_LIMIT_S] == 3 * preset_limit  # recorded, so a time-out message can quote it
+
+    set_elemental_references(dft.scheme_for(BACKEND, "fast"), {"Na": -1.3, "Cl": -1.8}, source="test")
+    assert dft.time_limit_for(job) == preset_limit
+    job.settings = {**job.settings, dft.STEP_BUDGET_FACTOR: 2}  # the retry of an unconverged relaxation
+    assert dft.time_limit_for(job) == 2 * preset_limit
