@@ -13,6 +13,8 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Q
 
+from catalog import energy_kinds
+
 PUBLIC_ID_PREFIX = "gn-"
 
 
@@ -25,9 +27,9 @@ class Scheme(models.Model):
     """A level of theory. Energies are comparable only within one scheme."""
 
     class Kind(models.TextChoices):
-        TOTAL_ENERGY = "total_energy", "total energies (formation energies from elemental references)"
-        FORMATION_ENERGY = "formation_energy", "formation energies per atom (elements at 0)"
-        STABILITY_VALUE = "stability_value", "a dataset's own stability measure (no hull)"
+        TOTAL_ENERGY = energy_kinds.TOTAL_ENERGY, "total energies (formation energies from elemental references)"
+        FORMATION_ENERGY = energy_kinds.FORMATION_ENERGY, "formation energies per atom (elements at 0)"
+        STABILITY_VALUE = energy_kinds.STABILITY_VALUE, "a dataset's own stability measure (no hull)"
 
     name = models.CharField(max_length=64, unique=True, help_text="e.g. MP2020, GPAW-PBE-fast, dataset:perov5-castelli")
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from pymatgen.core import Composition
 
-TOTAL_ENERGY = "total_energy"
-FORMATION_ENERGY = "formation_energy"
-STABILITY_VALUE = "stability_value"
-HULL_KINDS = (TOTAL_ENERGY, FORMATION_ENERGY)
+from catalog.energy_kinds import FORMATION_ENERGY, HULL_KINDS, STABILITY_VALUE, TOTAL_ENERGY
+
+__all__ = ["FORMATION_ENERGY", "HULL_KINDS", "STABILITY_VALUE", "TOTAL_ENERGY"]  # re-exported by catalog.hulls
+
 
 STATUS_OK = "ok"
 STATUS_MISSING_REFERENCES = "missing_references"

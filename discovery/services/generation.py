@@ -26,7 +26,7 @@ from catalog.models import Material
 from catalog.parallel import map_in_processes, pool_size
 from catalog.structures import chemsys_of
 from discovery import messages
-from discovery.campaign_config import CampaignConfig
+from discovery.campaign_config import PIPELINES, CampaignConfig
 from discovery.generation.base import GeneratedCandidate
 from discovery.generation.compositional import (
     CompositionModel,
@@ -45,7 +45,6 @@ from discovery.models import CampaignRound, Candidate, GenerationChunk
 
 logger = logging.getLogger(__name__)
 
-PIPELINES = ("structural", "compositional")
 OVERSAMPLE = 3.0  # proposals deduplicated per candidate wanted: duplicates of known crystals are common
 COMPOSITIONAL_TOP_N = 20  # compositions a campaign round builds random structures for
 BASELINE_MODEL_FILE = "composition-ridge-baseline.json"
