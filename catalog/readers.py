@@ -22,17 +22,14 @@ import io
 import json
 import math
 import sys
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.energy_kinds import FORMATION_ENERGY, STABILITY_VALUE, TOTAL_ENERGY
 from catalog.structures import DEFAULT_SYMPREC, describe
-
-# Energy kinds (same strings as catalog.models.Scheme.Kind, repeated here to keep this module free of Django).
-TOTAL_ENERGY = "total_energy"
-FORMATION_ENERGY = "formation_energy"
-STABILITY_VALUE = "stability_value"
 
 # Column name (lower-case) -> (kind, field). First match in this order wins; every other column goes to ``data``.
 # ``heat_ref`` (perov_5, Castelli et al. 2012) is a heat of formation against the original study's reference phases,
@@ -57,7 +54,10 @@ POSCAR_SUFFIXES = {".vasp", ".poscar"}
 POSCAR_NAMES = {"POSCAR", "CONTCAR"}
 XYZ_SUFFIXES = {".xyz", ".extxyz"}
 JSON_SUFFIXES = {".json"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}  # one JSON object a line: the REST API's export, OPTIMADE-style dumps
 CSV_SUFFIXES = {".csv"}
+ZIP_SUFFIXES = {".zip"}  # any of the formats above inside, e.g. the REST API's CIF export
+FORMATS_TEXT = ".cif, .vasp/.poscar/POSCAR/CONTCAR, .xyz/.extxyz, .json, .jsonl, .csv (optionally .gz) or a .zip of them"
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def _strip_gz(name: str) -> str:
 
 
 def detect_format(path: Path | str) -> str | None:
-    """'cif' | 'poscar' | 'xyz' | 'json' | 'csv' from the file name (a trailing .gz is ignored), else None."""
+    """'cif' | 'poscar' | 'xyz' | 'json' | 'jsonl' | 'csv' | 'zip' from the file name (a trailing .gz is ignored),
+    else None."""
     name = _strip_gz(Path(path).name)
     suffix = Path(name).suffix.lower()
     if suffix in CIF_SUFFIXES:
@@ -84,8 +85,12 @@ def detect_format(path: Path | str) -> str | None:
         return "xyz"
     if suffix in JSON_SUFFIXES:
         return "json"
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
     if suffix in CSV_SUFFIXES:
         return "csv"
+    if suffix in ZIP_SUFFIXES and name == Path(path).name:  # a .zip.gz is not read
+        return "zip"
     return None
 
 
@@ -208,58 +213,85 @@ def iter_units(source: SourceFile, *, poscar_energy_in_comment: bool = False) ->
     """Yield units (to parse) and problems (file-level) for one file. Never raises for bad content."""
     fmt = detect_format(source.path)
     file = str(source.path)
-    base = {"file": file, "name": source.name}
     try:
-        if fmt == "csv":
-            yield from _iter_csv_units(source)
-        elif fmt in {"cif", "poscar", "xyz"}:
-            with open_text(source.path) as handle:
-                text = handle.read()
-            yield {**base, "format": fmt, "location": None, "source_id": None, "text": text,
-                   "poscar_energy_in_comment": poscar_energy_in_comment}
-        elif fmt == "json":
-            yield from _iter_json_units(source)
+        if fmt == "zip":
+            yield from _iter_zip_units(source, poscar_energy_in_comment=poscar_energy_in_comment)
+        elif fmt is None:
+            yield problem(file, None, None, f"unknown file type (expected {FORMATS_TEXT})")
         else:
-            yield problem(file, None, None, "unknown file type (expected .cif, .vasp/.poscar/POSCAR/CONTCAR, "
-                                            ".xyz/.extxyz, .json or .csv, optionally .gz)")
-    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
+            with open_text(source.path) as handle:  # streamed: a large CSV or JSON Lines file is never held whole
+                yield from _units_of(fmt, handle, file, source.name, poscar_energy_in_comment)
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error, zipfile.BadZipFile) as exc:
         yield problem(file, None, None, f"cannot read file: {exc}")
 
 
-def _iter_csv_units(source: SourceFile) -> Iterator[dict]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    file = str(source.path)
-    with open_text(source.path) as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-        structure_column = next((reader.fieldnames[fields.index(c)] for c in STRUCTURE_COLUMNS if c in fields), None)
-        id_column = next((reader.fieldnames[fields.index(c)] for c in ID_COLUMNS if c in fields), None)
-        if structure_column is None:
-            yield problem(file, None, None, f"CSV has no structure column (one of {', '.join(STRUCTURE_COLUMNS)}); "
-                                            f"columns: {', '.join(reader.fieldnames or [])}")
-            return
-        for index, row in enumerate(reader):
-            row_no = index + 2  # 1-based, after the header line
-            location = f"row {row_no}"
-            source_id = (row.get(id_column) or "").strip() if id_column else ""
-            source_id = source_id or f"{source.name}:{row_no}"
-            try:
-                energy, data = energy_from_columns(row)
-            except ValueError as exc:
-                yield problem(file, location, source_id, str(exc))
+def _units_of(fmt: str, handle: io.TextIOBase, file: str, name: str, poscar_energy_in_comment: bool) -> Iterator[dict]:
+    if fmt == "csv":
+        yield from _iter_csv_units(handle, file, name)
+    elif fmt in {"cif", "poscar", "xyz"}:
+        yield {"file": file, "name": name, "format": fmt, "location": None, "source_id": None, "text": handle.read(),
+               "poscar_energy_in_comment": poscar_energy_in_comment}
+    elif fmt == "json":
+        yield from _iter_json_units(handle, file, name)
+    elif fmt == "jsonl":
+        yield from _iter_jsonl_units(handle, file, name)
+    else:
+        yield problem(file, None, None, f"unknown file type (expected {FORMATS_TEXT})")
+
+
+def _iter_zip_units(source: SourceFile, *, poscar_energy_in_comment: bool) -> Iterator[dict]:
+    """Every member of a ZIP archive in a known format, read like a file of its own (``archive.zip/member.cif``)."""
+    with zipfile.ZipFile(source.path) as archive:
+        for member in sorted(archive.namelist()):
+            if member.endswith("/"):
                 continue
-            yield {"file": file, "name": source.name, "format": "csv-row", "location": location,
-                   "source_id": source_id, "text": row.get(structure_column) or "", "energy": energy, "data": data}
+            file, name = f"{source.path}/{member}", f"{source.name}/{member}"
+            fmt = detect_format(member)
+            if fmt is None or fmt == "zip":
+                yield problem(file, None, None, f"unknown file type inside the archive (expected {FORMATS_TEXT})")
+                continue
+            raw = archive.read(member)
+            if member.lower().endswith(".gz"):
+                raw = gzip.decompress(raw)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield problem(file, None, None, f"cannot read file: not UTF-8 text ({exc})")
+                continue
+            with io.StringIO(text, newline="") as handle:
+                yield from _units_of(fmt, handle, file, name, poscar_energy_in_comment)
 
 
-def _iter_json_units(source: SourceFile) -> Iterator[dict]:
-    file = str(source.path)
-    with open_text(source.path) as handle:
+def _iter_csv_units(handle: io.TextIOBase, file: str, name: str) -> Iterator[dict]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.DictReader(handle)
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    structure_column = next((reader.fieldnames[fields.index(c)] for c in STRUCTURE_COLUMNS if c in fields), None)
+    id_column = next((reader.fieldnames[fields.index(c)] for c in ID_COLUMNS if c in fields), None)
+    if structure_column is None:
+        yield problem(file, None, None, f"CSV has no structure column (one of {', '.join(STRUCTURE_COLUMNS)}); "
+                                        f"columns: {', '.join(reader.fieldnames or [])}")
+        return
+    for index, row in enumerate(reader):
+        row_no = index + 2  # 1-based, after the header line
+        location = f"row {row_no}"
+        source_id = (row.get(id_column) or "").strip() if id_column else ""
+        source_id = source_id or f"{name}:{row_no}"
         try:
-            payload = json.load(handle)
-        except json.JSONDecodeError as exc:
-            yield problem(file, None, None, f"invalid JSON: {exc}")
-            return
+            energy, data = energy_from_columns(row)
+        except ValueError as exc:
+            yield problem(file, location, source_id, str(exc))
+            continue
+        yield {"file": file, "name": name, "format": "csv-row", "location": location,
+               "source_id": source_id, "text": row.get(structure_column) or "", "energy": energy, "data": data}
+
+
+def _iter_json_units(handle: io.TextIOBase, file: str, name: str) -> Iterator[dict]:
+    try:
+        payload = json.load(handle)
+    except json.JSONDecodeError as exc:
+        yield problem(file, None, None, f"invalid JSON: {exc}")
+        return
     if isinstance(payload, dict) and "@class" in payload:
         items = [(None, payload)]
     elif isinstance(payload, list):
@@ -278,13 +310,49 @@ def _iter_json_units(source: SourceFile) -> Iterator[dict]:
         if entry_id:
             source_id = entry_id
         elif key is None:
-            source_id = source.name
+            source_id = name
         elif isinstance(key, int):
-            source_id = f"{source.name}#{key}"
+            source_id = f"{name}#{key}"
         else:
             source_id = str(key)
-        yield {"file": file, "name": source.name, "format": "pmg-json", "location": location, "source_id": source_id,
+        yield {"file": file, "name": name, "format": "pmg-json", "location": location, "source_id": source_id,
                "object": item}
+
+
+def _iter_jsonl_units(handle: io.TextIOBase, file: str, name: str) -> Iterator[dict]:
+    """JSON Lines: each line a pymatgen object, or a row whose ``structure`` field holds one (the REST API's export:
+    its other fields are read like a CSV row's columns, energies by their names)."""
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        location = f"line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield problem(file, location, None, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(row, dict):
+            yield problem(file, location, None, "not a JSON object")
+            continue
+        if "@class" in row:
+            source_id = row.get("entry_id") if isinstance(row.get("entry_id"), str) else f"{name}:{number}"
+            yield {"file": file, "name": name, "format": "pmg-json", "location": location, "source_id": source_id,
+                   "object": row}
+            continue
+        structure = row.get("structure")
+        if not isinstance(structure, dict):
+            yield problem(file, location, None, "no structure: expected a pymatgen object or a 'structure' field")
+            continue
+        columns = {k: v for k, v in row.items() if k != "structure"}
+        source_id = next((str(columns[c]) for c in ("public_id", *ID_COLUMNS) if columns.get(c)), f"{name}:{number}")
+        try:
+            energy, data = energy_from_columns(columns)
+        except ValueError as exc:
+            yield problem(file, location, source_id, str(exc))
+            continue
+        yield {"file": file, "name": name, "format": "pmg-json", "location": location, "source_id": source_id,
+               "object": {"@class": "Structure", **structure} if "@class" not in structure else structure,
+               "energy": energy, "data": data}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -471,6 +539,7 @@ def parse_poscar(text: str, *, energy_in_comment: bool = False) -> tuple[Any, di
 def parse_extxyz(text: str) -> list[tuple[Any, dict | None, dict]]:
     """Extended XYZ (one or more frames). A frame's ``energy`` (info or calculator) is its cell's total energy (eV)."""
     import ase.io
+    import numpy as np
     from pymatgen.io.ase import AseAtomsAdaptor
 
     frames = ase.io.read(io.StringIO(text), index=":", format="extxyz")
@@ -484,8 +553,11 @@ def parse_extxyz(text: str) -> list[tuple[Any, dict | None, dict]]:
         energy = None
         if energy_value is not None:
             energy = {"kind": TOTAL_ENERGY, "energy_total": float(energy_value), "column": "energy"}
-        data = {k: _jsonable(v) for k, v in atoms.info.items() if k != "energy" and isinstance(v, (str, int, float))}
-        out.append((AseAtomsAdaptor.get_structure(atoms), energy, data))
+        info = {k: v.item() if isinstance(v, np.generic) else v for k, v in atoms.info.items()}  # numpy → Python
+        data = {k: _jsonable(v) for k, v in info.items() if k != "energy" and isinstance(v, (str, int, float))}
+        structure = AseAtomsAdaptor.get_structure(atoms)
+        structure.properties = {}  # ASE's info, already in data (numpy scalars there would not store as JSON)
+        out.append((structure, energy, data))
     return out
 
 

@@ -14,19 +14,27 @@ from math import gcd
 from django.db.models import F, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncSecond
+from pymatgen.core import Composition
 
 PROVIDER_PREFIX = "gnomon"
 
+# pymatgen's reduced formula leaves a few compounds unreduced (peroxides: Li2O2 for LiO, H2O2 for HO; its own table);
+# OPTIMADE's chemical_formula_reduced divides every amount by their greatest common divisor.
+UNREDUCED_BY_PYMATGEN: dict[str, str] = {
+    written: reduced for reduced, written in Composition.special_formulas.items() if len(Composition(reduced)) > 1
+}
+assert all(k.isalnum() and v.isalnum() for k, v in UNREDUCED_BY_PYMATGEN.items())  # constants inside the SQL below
+
 # Reduced formula, alphabetical: the count of each element is read from pymatgen's reduced formula (which writes O2,
-# H2, N2, F2, Cl2 for the elements and H2O2 for HO: undone here).
+# H2, N2, F2, Cl2 for the elements and the compounds above unreduced: undone here).
 REDUCED_FORMULA_SQL = """(CASE
   WHEN "catalog_material"."nelements" = 1 THEN "catalog_material"."elements"[1]
-  WHEN "catalog_material"."formula_reduced" = 'H2O2' THEN 'HO'
-  ELSE (SELECT string_agg(el || COALESCE(NULLIF(substring("catalog_material"."formula_reduced"
+""" + "".join(f"""  WHEN "catalog_material"."formula_reduced" = '{written}' THEN '{reduced}'
+""" for written, reduced in sorted(UNREDUCED_BY_PYMATGEN.items())) + """  ELSE (SELECT string_agg(el || COALESCE(NULLIF(substring("catalog_material"."formula_reduced"
                                                           FROM el || '([0-9.]*)(?![a-z])'), '1'), ''),
                           '' ORDER BY el COLLATE "C")
         FROM unnest("catalog_material"."elements") AS el)
-END) COLLATE "C\""""
+END) COLLATE "C\""""  # noqa: S608 - constants only (pymatgen's table, checked above)
 
 # Anonymous formula, largest amount first: pymatgen writes amounts in ascending order, so reverse them.
 ANONYMOUS_FORMULA_SQL = """(SELECT string_agg(chr((64 + rank)::int) || CASE WHEN amount IN ('', '1') THEN '' ELSE amount END,
@@ -42,8 +50,8 @@ def reduced_formula(formula_reduced: str, elements: list[str]) -> str:
     """Python twin of ``REDUCED_FORMULA_SQL``."""
     if len(elements) == 1:
         return elements[0]
-    if formula_reduced == "H2O2":
-        return "HO"
+    if formula_reduced in UNREDUCED_BY_PYMATGEN:
+        return UNREDUCED_BY_PYMATGEN[formula_reduced]
     parts = []
     for el in sorted(elements):
         match = re.search(re.escape(el) + r"([0-9.]*)(?![a-z])", formula_reduced)

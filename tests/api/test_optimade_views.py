@@ -110,3 +110,25 @@ def test_structures_query_count_is_constant(client, catalog_rows, django_assert_
     with django_assert_max_num_queries(4):
         body = client.get(f'{BASE}/structures?filter=elements HAS "O"&page_limit=3').json()
     assert len(body["data"]) == 3 and body["meta"]["data_returned"] == 4 and body["meta"]["data_available"] == 5
+
+
+def test_every_served_entry_is_valid_for_formulas_pymatgen_leaves_unreduced(client):
+    """Peroxides (pymatgen: Li2O2, Na2O2, H2O2), a superoxide, mercurous chloride and a plain oxide, each checked
+    with optimade-python-tools' own model; the reduced formula divides by the GCD, and a filter on it finds them."""
+    from optimade.models import StructureResource
+    from pymatgen.core import Lattice, Structure
+
+    from tests.factories import make_material
+
+    cell = Lattice.cubic(6.0)
+    for species in (["Li", "Li", "O", "O"], ["Na", "Na", "O", "O"], ["H", "H", "O", "O"], ["K", "O", "O"],
+                    ["Hg", "Hg", "Cl", "Cl"], ["Li", "Li", "O"]):
+        coords = [[i / len(species), 0.3 * (i % 2), 0.5 * (i % 3) / 2] for i in range(len(species))]
+        make_material(Structure(cell, species, coords))
+    data = client.get(f"{BASE}/structures", {"page_limit": 100}).json()["data"]
+    for entry in data:
+        StructureResource(**entry)  # raises on an invalid entry
+    reduced = sorted(e["attributes"]["chemical_formula_reduced"] for e in data)
+    assert reduced == ["ClHg", "HO", "KO2", "Li2O", "LiO", "NaO"]
+    found = client.get(f"{BASE}/structures", {"filter": 'chemical_formula_reduced="LiO"'}).json()["data"]
+    assert [e["attributes"]["chemical_formula_reduced"] for e in found] == ["LiO"]

@@ -77,7 +77,8 @@ def mutated(draw, texts: list[str]) -> str:
         elif op == "symbol":
             for symbol in ("Na", "Cl", "Sr", "Ti", "O"):
                 if symbol in text:
-                    text = re.sub(rf"\b{symbol}\b", draw(odd_symbols), text)
+                    replacement = draw(odd_symbols)  # literal: a drawn backslash is not a regex escape
+                    text = re.sub(rf"\b{symbol}\b", lambda _match, r=replacement: r, text)
                     break
         elif op == "insert":
             position = draw(st.integers(min_value=0, max_value=len(text)))
