@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.energy_kinds import FORMATION_ENERGY, STABILITY_VALUE, TOTAL_ENERGY
-from catalog.structures import DEFAULT_SYMPREC, describe
+from catalog.structures import DEFAULT_SYMPREC, MIN_INTERATOMIC_DISTANCE, check_cell, closest_pair, describe
 
 # Column name (lower-case) -> (kind, field). First match in this order wins; every other column goes to ``data``.
 # ``heat_ref`` (perov_5, Castelli et al. 2012) is a heat of formation against the original study's reference phases,
@@ -407,6 +407,11 @@ def build_record(structure, energy: dict | None, data: dict | None, *, source_id
             raise ValueError(f"unknown element symbol(s) {', '.join(map(repr, unknown))}: not in the periodic table")
         if structure.volume <= 0 or not math.isfinite(structure.volume):
             raise ValueError(f"impossible lattice: cell volume {structure.volume} Å³ is not positive")
+        check_cell(structure)  # finite numbers first: the neighbour search below needs them
+        if (pair := closest_pair(structure)) is not None:
+            i, j, distance = pair
+            raise ValueError(f"atoms closer than {MIN_INTERATOMIC_DISTANCE} Å: site {i + 1} ({structure[i].species_string}) "
+                             f"and site {j + 1} ({structure[j].species_string}) are {distance:.3f} Å apart")
         description = describe(structure, symprec=symprec)
         desc = {
             "formula_reduced": description.formula_reduced,
@@ -513,11 +518,49 @@ def parse_cif(text: str) -> list:
 
     from pymatgen.io.cif import CifParser
 
+    if (cut := truncated_loop(text)) is not None:
+        raise ValueError(cut)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parser = CifParser.from_str(text)
         structures = parser.parse_structures(primitive=False, on_error="raise")
+    # A file cut at a row boundary parses, with sites missing: compare with the formula it declares. pymatgen's check
+    # reads the first block's formula only, so a multi-block file is not checked this way.
+    for structure in structures if len(structures) == 1 else []:
+        mismatch = parser.check(structure) or ""
+        if mismatch.startswith("Incorrect stoichiometry"):  # other remarks (an unknown symbol) are reported later
+            found = structure.composition.reduced_formula
+            raise ValueError(f"the sites read ({found}) do not match the file's _chemical_formula_sum (is the file "
+                             f"complete?): {' '.join(mismatch.split())}")
     return structures
+
+
+def truncated_loop(text: str) -> str | None:
+    """Why a CIF ends inside its last ``loop_`` (a row with fewer values than the loop has columns), with the line, or
+    None. pymatgen only says "No structure parsed" or "len(items)=47 is not a multiple of n=6"."""
+    import shlex
+
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip().lower() == "loop_"]
+    if not starts:
+        return None
+    i = starts[-1] + 1
+    keys = []
+    while i < len(lines) and lines[i].strip().startswith("_"):
+        keys.append(lines[i].strip())
+        i += 1
+    rows = [(n + 1, line) for n, line in enumerate(lines[i:], start=i)
+            if line.strip() and not line.lstrip().startswith(("#", "_", "data_", "loop_"))]
+    if not keys or not rows:
+        return None
+    try:
+        counts = [len(shlex.split(line)) for _, line in rows]
+    except ValueError:  # an unclosed quote: the file was cut inside a value
+        return f"the file ends inside a quoted value of the loop of {keys[0]} (line {rows[-1][0]})"
+    if counts[-1] < len(keys) and all(c == len(keys) for c in counts[:-1]):
+        return (f"the file ends inside a loop: line {rows[-1][0]} has {counts[-1]} of the {len(keys)} values "
+                f"({', '.join(keys)})")
+    return None
 
 
 def parse_poscar(text: str, *, energy_in_comment: bool = False) -> tuple[Any, dict | None, dict]:

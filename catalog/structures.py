@@ -80,6 +80,20 @@ def check_cell(structure: Structure) -> None:
         raise ValueError("site coordinates are not finite numbers")
 
 
+MIN_INTERATOMIC_DISTANCE = 0.5  # Å; the shortest real bond (H2) is 0.74 Å: closer atoms are a broken or merged file
+
+
+def closest_pair(structure: Structure, cutoff: float = MIN_INTERATOMIC_DISTANCE) -> tuple[int, int, float] | None:
+    """The two sites (indices, periodic images included) closest to each other if nearer than ``cutoff`` Å, else None."""
+    centers, points, images, distances = structure.get_neighbor_list(cutoff)
+    pairs = [(float(d), int(i), int(j)) for i, j, image, d in zip(centers, points, images, distances, strict=True)
+             if not (i == j and not np.any(image))]
+    if not pairs:
+        return None
+    d, i, j = min(pairs)
+    return min(i, j), max(i, j), d
+
+
 def describe(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> StructureDescription:
     """Searchable descriptors. Raises ValueError for a cell with non-finite geometry (see check_cell)."""
     check_cell(structure)

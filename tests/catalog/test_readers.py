@@ -54,7 +54,7 @@ def write_csv(path, header: list[str], rows: list[list]) -> None:
     ("name", "expected"),
     [("a.cif", "cif"), ("a.cif.gz", "cif"), ("POSCAR", "poscar"), ("CONTCAR", "poscar"), ("x.vasp", "poscar"),
      ("x.poscar", "poscar"), ("t.extxyz", "xyz"), ("t.xyz", "xyz"), ("e.json.gz", "json"), ("d.csv", "csv"),
-     ("notes.txt", None)],
+     ("export.jsonl", "jsonl"), ("dump.ndjson.gz", "jsonl"), ("cifs.zip", "zip"), ("notes.txt", None)],
 )
 def test_format_is_detected_from_the_name(name, expected):
     assert readers.detect_format(name) == expected
@@ -187,3 +187,29 @@ def test_glob_and_directory_expansion_are_stable(tmp_path):
     files, problems = readers.expand_paths([tmp_path, str(tmp_path / "*.cif")])
     assert problems == []
     assert [f.name for f in files] == ["a.cif", "sub/b.cif"]
+
+
+def _reasons(tmp_path, name: str, text: str) -> list[str]:
+    path = tmp_path / name
+    path.write_text(text)
+    return [r["reason"] for r in read_all(path) if not r["ok"]]
+
+
+def test_overlapping_atoms_are_named_with_their_distance(tmp_path):
+    crowded = Structure(Lattice.cubic(5.6), ["Na", "Cl", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.51, 0.5, 0.5]])
+    (reason,) = _reasons(tmp_path, "crowded.cif", cif_text(crowded))
+    assert "atoms closer than 0.5 Å: site 2 (Cl) and site 3 (Cl) are 0.056 Å apart" in reason
+
+
+def test_a_cif_cut_inside_a_row_says_where(tmp_path):
+    text = cif_text(nacl())
+    lines = text.rstrip("\n").split("\n")
+    cut = "\n".join(lines[:-1]) + "\n" + " ".join(lines[-1].split()[:3]) + "\n"  # the last atom row, half written
+    (reason,) = _reasons(tmp_path, "cut.cif", cut)
+    assert f"the file ends inside a loop: line {len(lines)} has 3 of the 7 values" in reason
+
+
+def test_a_cif_cut_at_a_row_boundary_is_not_taken_for_another_crystal(tmp_path):
+    lines = cif_text(nacl()).rstrip("\n").split("\n")
+    (reason,) = _reasons(tmp_path, "short.cif", "\n".join(lines[:-2]) + "\n")  # two Cl rows missing: "Na4 Cl2"
+    assert "do not match the file's _chemical_formula_sum (is the file complete?)" in reason
