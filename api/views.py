@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -16,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import params
+from api.dumps import published
 from api.export import EXPORT_FIELDS, EXPORT_FORMATS, parse_export_fields, stream_export
 from api.filters import MaterialFilterSet, search_from_params
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, KeysetPage
@@ -422,3 +425,63 @@ class ExportView(JSONErrorsMixin, generics.GenericAPIView):
         response["Content-Disposition"] = f'attachment; filename="gnomon-export.{extension}"'
         response["X-Accel-Buffering"] = "no"  # let proxies pass chunks through as they come
         return response
+
+
+class ApiRootView(APIView):
+    """Where everything is: the REST endpoints, the published full dumps, OPTIMADE, the schema and its docs."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = READ_THROTTLES
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(operation_id="api_root", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        def url(name: str) -> str:
+            return request.build_absolute_uri(reverse(name))
+
+        return Response({
+            "materials": url("api:material-list"),
+            "export": url("api:export"),
+            "dumps": url("api:dump-list"),
+            "campaigns": url("api:campaign-list"),
+            "optimade": request.build_absolute_uri("/optimade/v1/info"),
+            "schema": url("schema"),
+            "docs": url("swagger-ui"),
+        })
+
+
+DUMP_ENTRY = inline_serializer("Dump", many=True, fields={
+    "name": serializers.CharField(), "kind": serializers.ChoiceField(choices=["catalog", "optimade"]),
+    "bytes": serializers.IntegerField(), "sha256": serializers.CharField(), "created": serializers.DateTimeField(),
+    "url": serializers.URLField(),
+})
+
+
+class DumpListView(APIView):
+    """Published full dumps (``manage.py publish_dumps``), newest first: the catalog archive that ``import_catalog``
+    reads, and every structure as OPTIMADE JSON Lines. Not throttled: this is the way to take everything."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(operation_id="dumps_list", responses={200: DUMP_ENTRY})
+    def get(self, request):
+        entries = published(settings.GNOMON_DUMP_DIR)
+        return Response([{**e, "url": request.build_absolute_uri(reverse("api:dump-file", args=[e["name"]]))}
+                         for e in entries])
+
+
+class DumpFileView(APIView):
+    """One published dump file (gzip), by the name the list gives."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(operation_id="dumps_file", responses={(200, "application/gzip"): OpenApiTypes.BINARY,
+                                                         404: ERROR_404})
+    def get(self, request, name: str):
+        if name not in {e["name"] for e in published(settings.GNOMON_DUMP_DIR)}:
+            raise NotFound(f"no published dump '{name[:80]}'; see /api/v1/dumps/")
+        return FileResponse((settings.GNOMON_DUMP_DIR / name).open("rb"), as_attachment=True, filename=name,
+                            content_type="application/gzip")

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "catalog",
     "discovery",
     "frontend",
+    "api",  # management commands (publish_dumps); no models
 ]
 
 MIDDLEWARE = [
@@ -173,6 +174,10 @@ GNOMON_API_THROTTLE_RATES = {
 # OPTIMADE provider name and home page (the provider prefix is fixed: `gnomon`, as in the `_gnomon_*` fields).
 GNOMON_OPTIMADE_PROVIDER_NAME = os.environ.get("GNOMON_OPTIMADE_PROVIDER_NAME", "Gnomon")
 GNOMON_OPTIMADE_HOMEPAGE = os.environ.get("GNOMON_OPTIMADE_HOMEPAGE", "") or None
+# This server's OPTIMADE base URL as the outside sees it (self links inside the published dumps).
+GNOMON_OPTIMADE_BASE_URL = os.environ.get("GNOMON_OPTIMADE_BASE_URL", "http://127.0.0.1:8000/optimade/v1")
+# Published full dumps (manage.py publish_dumps), served unthrottled at /api/v1/dumps/.
+GNOMON_DUMP_DIR = Path(os.environ.get("GNOMON_DUMP_DIR", VAR_DIR / "dumps")).resolve()
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gnomon API",
     "DESCRIPTION": "Export API of a living materials-discovery catalog.",
