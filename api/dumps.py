@@ -9,7 +9,6 @@ kind, bytes, SHA-256, time); ``/api/v1/dumps/`` lists them and serves the files,
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -20,19 +19,12 @@ from optimade import __api_version__
 
 from api.optimade import views as optimade_views
 from api.optimade.entries import resource_queryset, structure_resource
+from catalog.datasets import sha256_of
 from catalog.models import Material
 from catalog.services.archive import export_catalog
 
 NAME = re.compile(r"^gnomon-(catalog|optimade)-\d{8}T\d{6}Z\.(tar\.gz|jsonl\.gz)$")
 KEEP = 3  # dumps of each kind kept; older ones are deleted when a new one is published
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_optimade_jsonl(path: Path, base_url: str) -> int:
@@ -69,7 +61,7 @@ def publish(dump_dir: Path, base_url: str) -> list[dict]:
     entries = []
     for path in sorted((p for p in dump_dir.iterdir() if NAME.match(p.name)), reverse=True):
         entries.append({"name": path.name, "kind": NAME.match(path.name).group(1), "bytes": path.stat().st_size,
-                        "sha256": _sha256(path), "created": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()})
+                        "sha256": sha256_of(path), "created": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()})
     index = dump_dir / "index.json"
     index.with_suffix(".part").write_text(json.dumps(entries, indent=1))
     index.with_suffix(".part").replace(index)

@@ -124,6 +124,15 @@ def prepare(env: dict[str, str], fresh: bool, *, seed_existing: bool = True) -> 
     manage(env, "recompute_hulls")
 
 
+def launch(config: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """``manage.py launch_campaign --config FILE --wait``, as a user runs it; returns the process and its wall time
+    (seconds)."""
+    t0 = time.monotonic()
+    run = subprocess.run([PYTHON, "manage.py", "launch_campaign", "--config", str(config), "--wait", "--timeout",
+                          str(timeout)], cwd=ROOT, env=env, capture_output=True, text=True)
+    return run, round(time.monotonic() - t0, 1)
+
+
 def benchmark_env(database_url: str, broker_url: str, var: Path) -> dict[str, str]:
     """The environment of a benchmark's own database, broker and state folder (models, DFT work directories), for
     its subprocesses and, set in ``os.environ``, for this process's Django."""
@@ -280,12 +289,9 @@ def main() -> None:
             config = var / f"{space}.toml"
             config.write_text(toml(settings))
             log(f"campaign {space}")
-            t0 = time.monotonic()
-            run = subprocess.run([PYTHON, "manage.py", "launch_campaign", "--config", str(config), "--wait",
-                                  "--timeout", str(options.timeout)], cwd=ROOT, env=env, capture_output=True,
-                                 text=True)
+            run, wall_s = launch(config, env, options.timeout)
             row = {"space": space, "chemistry": MATRIX[space][0] if space in MATRIX else "preset", "settings": settings,
-                   "launch_exit_code": run.returncode, "launch_wall_s": round(time.monotonic() - t0, 1),
+                   "launch_exit_code": run.returncode, "launch_wall_s": wall_s,
                    "launch_output_tail": (run.stdout + run.stderr)[-600:], **collect(settings["name"])}
             results[space] = row
             log(f"{space}: {row['outcome']} in {row['wall_s']} s; generated {row['generated']}, verified "

@@ -36,7 +36,6 @@ import csv
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,8 +44,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.campaign_matrix import (  # noqa: E402
-    PYTHON,
     benchmark_env,
+    launch,
     log,
     manage,
     prepare,
@@ -270,12 +269,9 @@ def main() -> None:
             config = var / f"{system}.toml"
             config.write_text(toml(settings))
             log(f"{system}: campaign {settings['name']}")
-            t0 = time.monotonic()
-            run = subprocess.run([PYTHON, "manage.py", "launch_campaign", "--config", str(config), "--wait",
-                                  "--timeout", str(options.timeout)], cwd=ROOT, env=env, capture_output=True,
-                                 text=True)
+            run, wall_s = launch(config, env, options.timeout)
             row = measure(system, settings["name"], mp_table(system))
-            row.update({"settings": settings, "hidden": hidden, "wall_s": round(time.monotonic() - t0, 1),
+            row.update({"settings": settings, "hidden": hidden, "wall_s": wall_s,
                         "launch_exit_code": run.returncode, "launch_output_tail": (run.stdout + run.stderr)[-600:]})
             runs[system] = row
             log(f"{system}: recall {row['recall']}, precision {row['precision']}, {row['dft_jobs']} DFT jobs, "

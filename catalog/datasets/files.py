@@ -22,6 +22,7 @@ DOWNLOAD_TIMEOUT_S = 60
 
 
 def sha256_of(path: Path) -> str:
+    """The one file checksum (SHA-256, read in 1 MiB blocks): dataset files, model weights, published dumps."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from pymatgen.core import Composition, Structure
 
+from catalog.datasets import sha256_of
 from catalog.models import EnergyRecord, HullEntry, Scheme
 from discovery.generation.compositional import RidgeCompositionModel
 from discovery.models import Candidate, ModelVersion
@@ -130,14 +131,6 @@ def training_set(
         chemsys=[record.chemsys for record, _ in rows],
         extra_schemes=[extra.name for extra in extra_schemes],
     )
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _torch_device():
@@ -273,7 +266,7 @@ def train_ensemble(
         for k, member in enumerate(members):
             relative = Path("screening") / f"mv-{version.pk:06d}" / f"member-{k}.pt"
             path = member.model.save(model_dir / relative)
-            weights.append({"path": relative.as_posix(), "sha256": _sha256_file(path), "bytes": path.stat().st_size})
+            weights.append({"path": relative.as_posix(), "sha256": sha256_of(path), "bytes": path.stat().st_size})
         version.weights = weights
         if prior is not None:
             relative = Path("screening") / f"mv-{version.pk:06d}" / "prior.json"
@@ -281,7 +274,7 @@ def train_ensemble(
             version.hyperparameters = {
                 **version.hyperparameters,
                 "prior": {"kind": "ridge-magpie", "path": relative.as_posix(),
-                          "sha256": _sha256_file(model_dir / relative)},
+                          "sha256": sha256_of(model_dir / relative)},
             }
         version.save(update_fields=["weights", "hyperparameters"])
     logger.info(
@@ -322,7 +315,7 @@ def weight_paths(version: ModelVersion) -> list[Path]:
         path = Path(settings.MODEL_DIR) / weight["path"]
         if not path.is_file():
             raise WeightsIntegrityError(f"model version {version.pk}: weight file {path} is missing")
-        actual = _sha256_file(path)
+        actual = sha256_of(path)
         if actual != weight["sha256"]:
             raise WeightsIntegrityError(
                 f"model version {version.pk}: {path} has sha256 {actual}, recorded {weight['sha256']}; retrain the model"
@@ -343,7 +336,7 @@ def load_prior(version: ModelVersion) -> RidgeCompositionModel | None:
     path = Path(settings.MODEL_DIR) / spec["path"]
     if not path.is_file():
         raise WeightsIntegrityError(f"model version {version.pk}: prior file {path} is missing")
-    if _sha256_file(path) != spec["sha256"]:
+    if sha256_of(path) != spec["sha256"]:
         raise WeightsIntegrityError(f"model version {version.pk}: {path} differs from the recorded sha256; retrain")
     return RidgeCompositionModel.load(path)
 
