@@ -219,6 +219,28 @@ class _BatchWriter:
         return self.schemes[kind]
 
     def write(self, records: list[dict]) -> None:
+        """Write a batch in one transaction. When the database refuses it, the batch is rolled back and written again
+        in halves, down to single rows: only the rows that fail are rejected, each with its own error, and none of
+        their neighbours (a material is never written without its energy)."""
+        # Resolve schemes outside the transaction: a kind conflict aborts the import with a clear message.
+        for kind in {r["energy"]["kind"] for r in records if r.get("energy")}:
+            self.scheme_for(kind)
+        try:
+            self._write(records)
+        except (DatabaseError, ValueError) as exc:
+            self.index = MatchIndex()  # forget the rolled-back rows
+            if len(records) == 1:
+                record = records[0]
+                logger.info("record %s not written: %s", record["source_id"], exc)
+                self.summary.reject({"ok": False, "file": record["file"], "location": record.get("location"),
+                                     "source_id": record["source_id"], "reason": f"not written: {exc}"})
+                return
+            logger.warning("batch of %d records rolled back (%s); writing it again in halves", len(records), exc)
+            middle = len(records) // 2
+            self.write(records[:middle])
+            self.write(records[middle:])
+
+    def _write(self, records: list[dict]) -> None:
         options = self.options
         origins = [
             OriginSpec(dataset=options.source, source_id=r["source_id"], kind=options.origin_kind,
@@ -227,29 +249,18 @@ class _BatchWriter:
                                 **({"location": r["location"]} if r.get("location") else {})})
             for r in records
         ]
-        # Resolve schemes outside the transaction: a kind conflict aborts the import with a clear message.
-        for kind in {r["energy"]["kind"] for r in records if r.get("energy")}:
-            self.scheme_for(kind)
-        try:
-            with transaction.atomic():
-                outcome = register_materials(records, origins, index=self.index)
-                by_scheme: dict[str, list[EnergyInput]] = defaultdict(list)
-                for record, material_id, status in zip(records, outcome.material_ids, outcome.status, strict=True):
-                    energy = record.get("energy")
-                    if not energy or status == "existing":
-                        continue
-                    scheme = self.scheme_for(energy["kind"])
-                    by_scheme[scheme.name].append(_energy_input(record, energy, material_id, options.source))
-                written = {}
-                for scheme_name, items in by_scheme.items():
-                    written[scheme_name] = record_energies(self.schemes_by_name()[scheme_name], items)
-        except (DatabaseError, ValueError) as exc:
-            logger.exception("batch of %d records rolled back", len(records))
-            self.index = MatchIndex()  # forget the rolled-back rows
-            for record in records:
-                self.summary.reject({"ok": False, "file": record["file"], "location": record.get("location"),
-                                     "source_id": record["source_id"], "reason": f"batch not written: {exc}"})
-            return
+        with transaction.atomic():
+            outcome = register_materials(records, origins, index=self.index)
+            by_scheme: dict[str, list[EnergyInput]] = defaultdict(list)
+            for record, material_id, status in zip(records, outcome.material_ids, outcome.status, strict=True):
+                energy = record.get("energy")
+                if not energy or status == "existing":
+                    continue
+                scheme = self.scheme_for(energy["kind"])
+                by_scheme[scheme.name].append(_energy_input(record, energy, material_id, options.source))
+            written = {}
+            for scheme_name, items in by_scheme.items():
+                written[scheme_name] = record_energies(self.schemes_by_name()[scheme_name], items)
         self.summary.imported += outcome.created
         self.summary.merged += outcome.merged
         self.summary.existing += outcome.status.count("existing")

@@ -127,23 +127,30 @@ def test_nothing_importable_exits_non_zero(tmp_path):
         run(tmp_path / "x.cif")
 
 
-def test_a_failing_batch_is_rolled_back_whole(tmp_path, monkeypatch):
+def test_a_row_the_database_refuses_is_rejected_alone_and_its_batch_is_written(tmp_path, monkeypatch):
     write_csv(tmp_path / "d.csv", ["material_id", "cif", "energy_per_atom"],
               [[str(i), cif_text(nacl(5.0 + 0.7 * i)), -3.0] for i in range(4)])
-    calls = {"n": 0}
     real = energy_services.record_energies
 
-    def flaky(scheme, items):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise EnergyError("simulated failure")
+    def refuses_row_2(scheme, items):
+        if any(item.source_key.endswith(":2") for item in items):
+            raise EnergyError("simulated refusal of row 2")
         return real(scheme, items)
 
-    monkeypatch.setattr("catalog.services.ingest.record_energies", flaky)
-    summary = import_paths([tmp_path / "d.csv"], options(batch_size=2))
-    assert (summary.imported, summary.rejected) == (2, 2)
-    assert Material.objects.count() == 2 and EnergyRecord.objects.count() == 2  # no material without its energy
-    assert all("batch not written" in p["reason"] for p in summary.problems)
+    monkeypatch.setattr("catalog.services.ingest.record_energies", refuses_row_2)
+    summary = import_paths([tmp_path / "d.csv"], options(batch_size=4))
+    assert (summary.imported, summary.rejected) == (3, 1)
+    assert Material.objects.count() == 3 and EnergyRecord.objects.count() == 3  # no material without its energy
+    (problem,) = summary.problems
+    assert problem["source_id"] == "2" and "simulated refusal of row 2" in problem["reason"]
+
+
+def test_an_overlong_source_id_is_rejected_by_name_and_the_rest_imported(tmp_path):
+    write_csv(tmp_path / "d.csv", ["material_id", "cif"],
+              [["ok-1", cif_text(nacl(5.0))], ["x" * 300, cif_text(nacl(5.7))], ["ok-3", cif_text(nacl(6.4))]])
+    summary = import_paths([tmp_path / "d.csv"], options(batch_size=3))
+    assert (summary.imported, summary.rejected) == (2, 1)
+    assert summary.problems[0]["source_id"] == "x" * 300 and "not written" in summary.problems[0]["reason"]
 
 
 def test_scheme_kind_conflict_is_a_clear_error(tmp_path):
