@@ -125,6 +125,22 @@ def hide(system: str, env: dict[str, str]) -> dict[str, int]:
     return {"deleted_energy_rows": n_rows, "deleted_material_rows": n_materials}
 
 
+def stop_if_running(campaign_name: str) -> bool:
+    """Cancel a campaign that outlived ``--timeout`` (its queued and running jobs with it), as its owner would; the
+    result row records that it was cut short. Returns whether it had to."""
+    from django.contrib.auth import get_user_model
+
+    from discovery.models import Campaign
+    from discovery.services.campaigns import cancel_campaign
+
+    campaign = Campaign.objects.get(name=campaign_name)
+    if campaign.status not in (Campaign.Status.QUEUED, Campaign.Status.RUNNING, Campaign.Status.PAUSED):
+        return False
+    staff, _ = get_user_model().objects.get_or_create(username="benchmark", defaults={"is_staff": True})
+    cancel_campaign(campaign, user=staff)
+    return True
+
+
 def measure(system: str, campaign_name: str, mp: dict[str, float]) -> dict[str, Any]:
     """The campaign's confirmed verdicts in the system against MP's Ed table."""
     from django.db.models import Q
@@ -270,7 +286,9 @@ def main() -> None:
             config.write_text(toml(settings))
             log(f"{system}: campaign {settings['name']}")
             run, wall_s = launch(config, env, options.timeout)
+            stopped = stop_if_running(settings["name"])  # past --timeout: its jobs must not run on into the next system
             row = measure(system, settings["name"], mp_table(system))
+            row["cancelled_at_timeout"] = stopped
             row.update({"settings": settings, "hidden": hidden, "wall_s": wall_s,
                         "launch_exit_code": run.returncode, "launch_output_tail": (run.stdout + run.stderr)[-600:]})
             runs[system] = row
