@@ -1,20 +1,8 @@
-"""Provenance as columns: MaterialOrigin → campaign, candidate, DFT job (filled from the ids that ``details`` held)."""
+"""Provenance as columns: MaterialOrigin → campaign, candidate, DFT job (filled by 0006 from the ids ``details`` held)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-# Copy each id from details into its column where the row it names still exists; details keep what they hold.
-COPY_FROM_DETAILS = [
-    "UPDATE catalog_materialorigin o SET campaign_id = (o.details->>'campaign')::bigint "
-    "WHERE jsonb_typeof(o.details->'campaign') = 'number' "
-    "AND EXISTS (SELECT 1 FROM discovery_campaign t WHERE t.id = (o.details->>'campaign')::bigint)",
-    "UPDATE catalog_materialorigin o SET candidate_id = (o.details->>'candidate')::bigint "
-    "WHERE jsonb_typeof(o.details->'candidate') = 'number' "
-    "AND EXISTS (SELECT 1 FROM discovery_candidate t WHERE t.id = (o.details->>'candidate')::bigint)",
-    "UPDATE catalog_materialorigin o SET dft_job_id = (o.details->>'dft_job')::bigint "
-    "WHERE jsonb_typeof(o.details->'dft_job') = 'number' "
-    "AND EXISTS (SELECT 1 FROM discovery_dftjob t WHERE t.id = (o.details->>'dft_job')::bigint)",
-]
 
 
 class Migration(migrations.Migration):
@@ -45,5 +33,4 @@ class Migration(migrations.Migration):
             name='details',
             field=models.JSONField(blank=True, default=dict, help_text='round, parent, file names, notes'),
         ),
-        migrations.RunSQL(COPY_FROM_DETAILS, reverse_sql=migrations.RunSQL.noop),
     ]
