@@ -579,12 +579,31 @@ def parse_poscar(text: str, *, energy_in_comment: bool = False) -> tuple[Any, di
     return poscar.structure, energy, {"comment": comment[:500]} if comment else {}
 
 
+def check_xyz_atom_counts(text: str) -> None:
+    """Refuse a frame whose atom count is more than the lines that follow it: ASE reads that many lines before it
+    checks anything, so a header of 10³⁰ atoms would keep an import busy forever."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines) and lines[i].strip():
+        try:
+            natoms = int(lines[i])
+        except ValueError:
+            return  # not a count: ASE says so itself
+        if natoms < 0 or natoms > len(lines) - i - 2:
+            raise ValueError(f"frame at line {i + 1} declares {natoms} atoms but only {max(len(lines) - i - 2, 0)} "
+                             "lines follow its comment line (truncated or not an XYZ file)")
+        i += 2 + natoms
+        while i < len(lines) and lines[i].lstrip().startswith("VEC"):
+            i += 1
+
+
 def parse_extxyz(text: str) -> list[tuple[Any, dict | None, dict]]:
     """Extended XYZ (one or more frames). A frame's ``energy`` (info or calculator) is its cell's total energy (eV)."""
     import ase.io
     import numpy as np
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    check_xyz_atom_counts(text)
     frames = ase.io.read(io.StringIO(text), index=":", format="extxyz")
     out = []
     for atoms in frames:

@@ -213,3 +213,8 @@ def test_a_cif_cut_at_a_row_boundary_is_not_taken_for_another_crystal(tmp_path):
     lines = cif_text(nacl()).rstrip("\n").split("\n")
     (reason,) = _reasons(tmp_path, "short.cif", "\n".join(lines[:-2]) + "\n")  # two Cl rows missing: "Na4 Cl2"
     assert "do not match the file's _chemical_formula_sum (is the file complete?)" in reason
+
+
+def test_an_xyz_header_claiming_more_atoms_than_the_file_holds_is_refused_at_once(tmp_path):
+    (reason,) = _reasons(tmp_path, "huge.xyz", "999999999999999999999999999999\ncomment\nNa 0 0 0\n")
+    assert "declares 999999999999999999999999999999 atoms but only 1 lines follow" in reason
