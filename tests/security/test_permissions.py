@@ -38,6 +38,7 @@ def api_urls(material, campaign) -> list[str]:
     return [
         "/api/v1/materials/", f"/api/v1/materials/{pid}/", "/api/v1/chemsys/Cl-Na/hull/", "/api/v1/campaigns/",
         f"/api/v1/campaigns/{pk}/", f"/api/v1/campaigns/{pk}/rounds/", "/api/v1/export/", "/api/schema/",
+        "/api/v1/", "/api/v1/dumps/", "/api/v1/dumps/gnomon-catalog-20260101T000000Z.tar.gz",
         "/api/docs/", "/api/redoc/", "/optimade/versions", "/optimade/v1/info", "/optimade/v1/info/structures",
         "/optimade/v1/structures", f"/optimade/v1/structures/{pid}", "/optimade/v1/references",
         "/optimade/v1/references/x", "/optimade/v1/links", "/optimade/v2/info",
