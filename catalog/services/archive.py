@@ -211,7 +211,8 @@ def import_catalog(path: Path | str, *, progress: Callable[[str], None] | None =
             report.materials_merged += status == "merged"
     say("energies")
     by_scheme_items: dict[str, list[EnergyInput]] = {}
-    for row in _rows(files, "energies.jsonl"):
+    energy_rows = _rows(files, "energies.jsonl")
+    for row in energy_rows:
         by_scheme_items.setdefault(row["scheme"], []).append(EnergyInput(
             source_key=row["source_key"], composition=row["composition"],
             material_id=material_of.get(row["material"]) if row["material"] else None,
@@ -219,8 +220,7 @@ def import_catalog(path: Path | str, *, progress: Callable[[str], None] | None =
             formation_energy_per_atom=row["formation_energy_per_atom"], stability_value=row["stability_value"],
             correction=row["correction"], produced_by=row["produced_by"], data=row["data"],
             protocol_hash=row["protocol_hash"] or None))
-    excluded = {(r["scheme"], r["source_key"]): r["excluded_reason"] for r in _rows(files, "energies.jsonl")
-                if r["excluded_reason"]}
+    excluded = {(r["scheme"], r["source_key"]): r["excluded_reason"] for r in energy_rows if r["excluded_reason"]}
     for name, items in by_scheme_items.items():
         for start in range(0, len(items), 5000):
             with transaction.atomic():
